@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine with only Python 3.11+:
+#   make demo   set up .venv and right-size the example model on local endpoints
+#   make test   set up .venv (+ lint tools) and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[loadgen,local,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/rightsizer run examples/local/digits-input.json
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests functions loadgen_container benchmarks
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

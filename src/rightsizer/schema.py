@@ -1,0 +1,337 @@
+"""The input contract: the JSON that starts a benchmark, locally or as a Step Functions execution.
+
+One pydantic model serves `rightsizer validate`, `rightsizer run`, the validate Lambda and
+`rightsizer schema`. Unknown fields are rejected everywhere (``extra="forbid"``), so a typo
+fails loudly instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# SageMaker's InvokeEndpoint rejects bodies over 6 MB.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+MAX_INSTANCE_TYPES = 20
+
+SAGEMAKER_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+[a-z0-9-]*\.[0-9]*(x?large|medium|small|micro|metal)$")
+# Local "instance types" are resource profiles: local.<N>cpu = N server workers on N cores.
+LOCAL_INSTANCE_TYPE = re.compile(r"^local\.(?P<cpus>[1-9][0-9]*)cpu$")
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<key>.*))?$")
+MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9/-]{1,170}$"
+)
+IMAGE_URI = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[a-f0-9]{64})$")
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- the model to serve ------------------------------------------------------------------------
+
+
+class LocalModel(StrictModel):
+    """A folder holding an ``inference.py`` (model_fn/input_fn/predict_fn/output_fn) and its files."""
+
+    kind: Literal["local"] = "local"
+    path: str = Field(description="Folder with inference.py, relative to the input file.")
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+class SyntheticModel(StrictModel):
+    """An endpoint of known capacity (slots / service time) for tests and benchmarks."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    slots: int = Field(4, ge=1, le=1024, description="Requests served at once.")
+    service_ms: float = Field(10.0, gt=0, le=60_000)
+    service_distribution: Literal["fixed", "exponential"] = "fixed"
+    queue: int = Field(64, ge=0, le=100_000, description="Waiting requests before 503.")
+    failure_rate: float = Field(0.0, ge=0, lt=1, description="Random 500s, at any load.")
+    cold_start_seconds: float = Field(0.0, ge=0, le=600)
+    cold_start_factor: float = Field(
+        5.0, ge=1, le=1000, description="Service time multiplier while cold."
+    )
+
+
+class ModelPackage(StrictModel):
+    kind: Literal["model_package"] = "model_package"
+    arn: str = Field(description="A SageMaker model package ARN (e.g. from AWS Marketplace).")
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("arn")
+    @classmethod
+    def _arn(cls, v: str) -> str:
+        if not MODEL_PACKAGE_ARN.match(v):
+            raise ValueError(
+                "must look like arn:aws:sagemaker:<region>:<account>:model-package/<name>"
+            )
+        return v
+
+
+class ImageModel(StrictModel):
+    kind: Literal["image"] = "image"
+    image_uri: str = Field(description="ECR image URI of the inference container.")
+    model_data_url: str | None = Field(None, description="s3:// URI of model.tar.gz.")
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("image_uri")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not IMAGE_URI.match(v):
+            raise ValueError("must be an image URI such as <account>.dkr.ecr.<region>.amazonaws.com/name:tag")
+        return v
+
+    @field_validator("model_data_url")
+    @classmethod
+    def _data(cls, v: str | None) -> str | None:
+        if v is not None and not S3_URI.match(v):
+            raise ValueError("must be an s3:// URI, e.g. s3://my-bucket/models/model.tar.gz")
+        return v
+
+
+class ExistingModel(StrictModel):
+    kind: Literal["existing"] = "existing"
+    name: str = Field(description="Name of a SageMaker model that already exists; never deleted.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", v):
+            raise ValueError("must be a SageMaker model name: letters, digits and '-', at most 63")
+        return v
+
+
+Model = Annotated[
+    LocalModel | SyntheticModel | ModelPackage | ImageModel | ExistingModel,
+    Field(discriminator="kind"),
+]
+
+# --- what to try --------------------------------------------------------------------------------
+
+
+class InstanceTypeSpec(StrictModel):
+    instance_type: str
+    count: int = Field(1, ge=1, le=10, description="Instances behind the endpoint while testing.")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_shape(cls, v: str) -> str:
+        if SAGEMAKER_INSTANCE_TYPE.match(v) or LOCAL_INSTANCE_TYPE.match(v):
+            return v
+        raise ValueError(
+            f"{v!r} is not an instance type: use a SageMaker hosting type such as "
+            "'ml.c5.xlarge', or a local profile 'local.<N>cpu' such as 'local.1cpu'"
+        )
+
+    @property
+    def is_local(self) -> bool:
+        return self.instance_type.startswith("local.")
+
+    @property
+    def local_cpus(self) -> int:
+        match = LOCAL_INSTANCE_TYPE.match(self.instance_type)
+        if not match:
+            raise ValueError(f"{self.instance_type} is not a local profile")
+        return int(match["cpus"])
+
+
+def _type_from_name(value: object) -> object:
+    return {"instance_type": value} if isinstance(value, str) else value
+
+
+# Users may write "ml.c5.xlarge" for {"instance_type": "ml.c5.xlarge", "count": 1}.
+InstanceTypeEntry = Annotated[
+    InstanceTypeSpec,
+    BeforeValidator(_type_from_name, json_schema_input_type=str | InstanceTypeSpec),
+]
+
+
+class Payload(StrictModel):
+    """A sample request. Give ``path`` (a file, or an s3:// URI on AWS) or an inline ``body``."""
+
+    path: str | None = None
+    body: str | None = None
+    content_type: str = Field(description="Content-Type sent with the request, e.g. image/png.")
+    accept: str | None = Field(None, description="Accept header; defaults to any.")
+    weight: float = Field(1.0, gt=0, description="Relative share of requests using this payload.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Payload:
+        if (self.path is None) == (self.body is None):
+            raise ValueError("give exactly one of 'path' (a file or s3:// URI) or 'body' (inline text)")
+        if self.body is not None and len(self.body.encode()) > MAX_PAYLOAD_BYTES:
+            raise ValueError("inline body is over SageMaker's 6 MB invoke limit")
+        return self
+
+    @field_validator("content_type")
+    @classmethod
+    def _mime(cls, v: str) -> str:
+        if not re.match(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$", v):
+            raise ValueError("must be a MIME type such as application/json or image/png")
+        return v
+
+
+class Traffic(StrictModel):
+    min_rps: float = Field(gt=0, description="Lowest expected request rate (requests/second).")
+    max_rps: float = Field(gt=0, description="Peak expected request rate (requests/second).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Traffic:
+        if self.min_rps > self.max_rps:
+            raise ValueError(
+                f"min_rps ({self.min_rps}) is above max_rps ({self.max_rps}): swap them"
+            )
+        return self
+
+
+class Objective(StrictModel):
+    max_failure_rate: float = Field(0.01, gt=0, lt=1, description="Failures allowed, 0.01 = 1%.")
+    latency_percentile: float | None = Field(None, gt=0, lt=100, description="E.g. 99 for p99.")
+    max_latency_ms: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _latency_pair(self) -> Objective:
+        if (self.latency_percentile is None) != (self.max_latency_ms is None):
+            raise ValueError(
+                "give both latency_percentile and max_latency_ms (e.g. 99 and 250), or neither"
+            )
+        return self
+
+
+class LoadSettings(StrictModel):
+    method: Literal["search", "legacy"] = Field(
+        "search",
+        description="'search': open-loop step search (default). 'legacy': the old notebook's "
+        "linear user ramp, kept for comparison.",
+    )
+    start_rps: float = Field(5.0, gt=0, le=1_000_000)
+    growth_factor: float = Field(2.0, gt=1.05, le=10)
+    step_seconds: float = Field(10.0, ge=2, le=600)
+    warmup_seconds: float = Field(2.0, ge=0, le=300, description="Start of each step ignored.")
+    max_rps: float = Field(10_000.0, gt=0, description="Upper bound on the offered rate.")
+    precision: float = Field(
+        0.03, gt=0.001, le=0.5, description="Stop bisecting when failing/passing < 1 + precision."
+    )
+    max_steps: int = Field(25, ge=1, le=200)
+    max_seconds: float = Field(900.0, ge=10, description="Bound on one type's load time.")
+    request_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    processes: int = Field(1, ge=1, le=64, description="Load-generator processes.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LoadSettings:
+        if self.warmup_seconds >= self.step_seconds:
+            raise ValueError("warmup_seconds must be shorter than step_seconds")
+        if self.start_rps > self.max_rps:
+            raise ValueError(f"start_rps ({self.start_rps}) is above max_rps ({self.max_rps})")
+        return self
+
+
+class BenchmarkInput(StrictModel):
+    """Everything one benchmark needs. The same JSON runs locally and on AWS."""
+
+    name: str = Field("rightsize", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$",
+                      description="Label used in run ids and resource names.")
+    model: Model
+    instance_types: list[InstanceTypeEntry] = Field(min_length=1, max_length=MAX_INSTANCE_TYPES)
+    payloads: list[Payload] = Field(min_length=1, max_length=20)
+    traffic: Traffic
+    objective: Objective = Objective()
+    load: LoadSettings = LoadSettings()
+    concurrency: int = Field(1, ge=1, le=10, description="Instance types tested at once.")
+    safety_factor: float = Field(
+        0.5, gt=0, le=1, description="Share of capacity autoscaling targets (AWS advises 0.5)."
+    )
+    prices: dict[str, float] = Field(
+        default_factory=dict, description="USD per instance-hour, overriding the bundled table."
+    )
+    region: str = "us-east-1"
+    results: str = Field("results", description="Local folder or s3://bucket/prefix for runs/.")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="Refuse to start when the worst-case endpoint cost is above this."
+    )
+
+    @field_validator("instance_types")
+    @classmethod
+    def _distinct_types(cls, specs: list[InstanceTypeSpec]) -> list[InstanceTypeSpec]:
+        names = [s.instance_type for s in specs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"listed more than once: {', '.join(dupes)}; list each type once")
+        if len({s.is_local for s in specs}) > 1:
+            raise ValueError("do not mix local profiles and SageMaker types in one run")
+        return specs
+
+    @field_validator("prices")
+    @classmethod
+    def _positive_prices(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, price in v.items():
+            if price <= 0:
+                raise ValueError(f"price for {key} must be above 0 USD/hour")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not AWS_REGION.match(v):
+            raise ValueError("must be an AWS region such as us-east-1")
+        return v
+
+    @field_validator("results")
+    @classmethod
+    def _results(cls, v: str) -> str:
+        if v.startswith("s3:") and not S3_URI.match(v):
+            raise ValueError("must be a local folder or s3://bucket/prefix")
+        return v
+
+    @model_validator(mode="after")
+    def _model_matches_types(self) -> BenchmarkInput:
+        local_model = self.model.kind in ("local", "synthetic")
+        local_types = self.specs[0].is_local
+        if local_model and not local_types:
+            raise ValueError(
+                f"a {self.model.kind} model runs on local profiles only: use instance types "
+                "like 'local.1cpu'"
+            )
+        if not local_model and local_types:
+            raise ValueError(
+                "local profiles need model.kind 'local' or 'synthetic'; SageMaker models need "
+                "SageMaker instance types such as 'ml.c5.xlarge'"
+            )
+        if local_types:
+            missing = [s.instance_type for s in self.specs if s.instance_type not in self.prices]
+            if missing:
+                raise ValueError(
+                    f"local profiles have no public price: add prices for {', '.join(missing)} "
+                    '(e.g. "prices": {"local.1cpu": 0.05})'
+                )
+        return self
+
+    @property
+    def specs(self) -> list[InstanceTypeSpec]:
+        return self.instance_types
+
+
+def format_errors(error: ValidationError) -> str:
+    """One line per problem: ``field.path: what is wrong and what is allowed``."""
+    lines = []
+    for err in error.errors():
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
+        ).lstrip(".") or "(input)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field: remove it or check its spelling (see `rightsizer schema`)"
+        lines.append(f"{where}: {message}")
+    return "\n".join(lines)

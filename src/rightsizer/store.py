@@ -1,0 +1,137 @@
+"""The results layout, on a local folder or on S3 (the same keys on both).
+
+    runs/<run_id>/input.json
+    runs/<run_id>/<instance_type>/summary.json   (+ Locust's CSVs beside it)
+    runs/<run_id>/recommendation.json
+    runs/<run_id>/report.html
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from rightsizer.schema import S3_URI
+from rightsizer.summary import TypeSummary
+
+INPUT = "input.json"
+SUMMARY = "summary.json"
+RECOMMENDATION = "recommendation.json"
+REPORT = "report.html"
+
+
+def new_run_id(name: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{name}-{stamp}-{secrets.token_hex(3)}"
+
+
+class RunStore(Protocol):
+    """One run's folder. Keys are relative to ``runs/<run_id>/``."""
+
+    run_id: str
+
+    def write_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
+    def read_bytes(self, key: str) -> bytes: ...
+    def list_keys(self) -> list[str]: ...
+    def uri(self, key: str = "") -> str: ...
+
+
+def write_json(store: RunStore, key: str, obj: Any) -> str:
+    return store.write_bytes(key, json.dumps(obj, indent=2).encode(), "application/json")
+
+
+def read_json(store: RunStore, key: str) -> Any:
+    return json.loads(store.read_bytes(key))
+
+
+def write_summary(store: RunStore, summary: TypeSummary) -> str:
+    return store.write_bytes(
+        f"{summary.instance_type}/{SUMMARY}",
+        summary.model_dump_json(indent=2).encode(),
+        "application/json",
+    )
+
+
+def read_summaries(store: RunStore) -> list[TypeSummary]:
+    keys = sorted(k for k in store.list_keys() if k.count("/") == 1 and k.endswith("/" + SUMMARY))
+    return [TypeSummary.model_validate_json(store.read_bytes(k)) for k in keys]
+
+
+class LocalRunStore:
+    def __init__(self, root: str | Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.path = Path(root) / "runs" / run_id
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> LocalRunStore:
+        """Open an existing ``.../runs/<run_id>`` folder."""
+        run_dir = Path(run_dir)
+        if not (run_dir / INPUT).is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {INPUT}")
+        return cls(run_dir.parent.parent, run_dir.name)
+
+    def write_bytes(self, key: str, data: bytes, content_type: str = "") -> str:
+        target = self.path / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader (or a crash) never sees half a file.
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return str(target)
+
+    def read_bytes(self, key: str) -> bytes:
+        return (self.path / key).read_bytes()
+
+    def list_keys(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        return sorted(
+            p.relative_to(self.path).as_posix()
+            for p in self.path.rglob("*")
+            if p.is_file() and not p.name.endswith(".tmp")
+        )
+
+    def uri(self, key: str = "") -> str:
+        return str(self.path / key)
+
+
+class S3RunStore:
+    def __init__(self, results_uri: str, run_id: str, s3_client: Any = None) -> None:
+        match = S3_URI.match(results_uri)
+        if not match:
+            raise ValueError(f"not an s3:// URI: {results_uri}")
+        import boto3
+
+        self.run_id = run_id
+        self.bucket = match["bucket"]
+        base = (match["key"] or "").strip("/")
+        self.prefix = f"{base}/runs/{run_id}/" if base else f"runs/{run_id}/"
+        self.s3 = s3_client or boto3.client("s3")
+
+    def write_bytes(self, key: str, data: bytes, content_type: str = "") -> str:
+        extra = {"ContentType": content_type} if content_type else {}
+        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **extra)
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+
+    def list_keys(self) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        ):
+            keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+def open_store(results: str, run_id: str, s3_client: Any = None) -> RunStore:
+    if results.startswith("s3://"):
+        return S3RunStore(results, run_id, s3_client)
+    return LocalRunStore(results, run_id)

@@ -1,0 +1,61 @@
+"""What the load engine writes for one instance type: ``summary.json``.
+
+Field names of ``StepResult`` and the top-level ``max_sustainable_rps``/``bottleneck``/``steps``
+are a public contract (other tools read them): do not rename.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Bottleneck = Literal["endpoint", "load-generator", "rate-limit"]
+
+
+class StepResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target_rps: float
+    achieved_rps: float = Field(description="Successful responses per second in the window.")
+    offered_rps: float = Field(description="Requests actually sent per second in the window.")
+    requests: int
+    failures: int
+    failure_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    latency_objective_ms: float | None = Field(
+        None, description="The objective's percentile latency measured in this step."
+    )
+    passed: bool
+    reasons: list[str] = Field(default_factory=list, description="Why the step failed.")
+    generator_cpu: float = Field(0.0, description="Busiest load-generator process, 1.0 = a core.")
+    duration_seconds: float = 0.0
+
+
+class TypeSummary(BaseModel):
+    """Outcome for one instance type. ``status`` 'failed' means no usable measurement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance_type: str
+    instance_count: int = 1
+    status: Literal["succeeded", "failed"]
+    reason: str | None = Field(None, description="Why it failed, with the endpoint's own text.")
+    failed_stage: str | None = Field(None, description="deploy, smoke_test, load_test, ...")
+    method: Literal["search", "legacy"] = "search"
+    max_sustainable_rps: float = 0.0
+    bottleneck: Bottleneck | None = None
+    steps: list[StepResult] = Field(default_factory=list)
+    p50_ms: float | None = Field(None, description="At the highest passing step.")
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    load_seconds: float = 0.0
+    started_at: str | None = None
+    finished_at: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def capacity_per_instance(self) -> float:
+        return self.max_sustainable_rps / self.instance_count
