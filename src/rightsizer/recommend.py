@@ -138,7 +138,7 @@ class Recommendation(_Model):
     tied: list[str] = Field(
         default_factory=list, description="Types within 1% of the cheapest at max traffic."
     )
-    explanation: str
+    explanation: str = Field(description="Plain words, one statement per line.")
 
 
 # --- arithmetic ---------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def _not_viable_reasons(
         if first is not None and first.reasons:
             detail = f" (first step at {first.target_rps:g} rps: {'; '.join(first.reasons)})"
         reasons.append(f"no load level met the objective: capacity is 0{detail}")
-    if meets_latency is False:
+    elif meets_latency is False:
         reasons.append("the highest passing step is above the latency objective")
     if price is None or not price > 0:
         reasons.append('no price: add it to the input\'s "prices" (USD per instance-hour)')
@@ -385,7 +385,7 @@ def _explain(
             "Try larger instance types, a lower start_rps, or a looser objective, "
             "and read each type's failure above."
         )
-        return " ".join(parts)
+        return "\n".join(parts)
     parts.append(_summary_line(best, min_rps, max_rps))
     tied = [o for o in ranked[1:] if _within(o.cost_per_hour_at_max, best.cost_per_hour_at_max)]
     if tied:
@@ -413,7 +413,7 @@ def _explain(
         "traffic (target utilisation = safety factor), MaxCapacity at max traffic (up to full "
         "measured capacity)."
     )
-    return " ".join(parts)
+    return "\n".join(parts)
 
 
 def _summary_line(best: TypeOption, min_rps: float, max_rps: float) -> str:
