@@ -1,0 +1,1 @@
+"""Endpoints the pipeline deploys, load-tests and deletes: local processes or SageMaker."""

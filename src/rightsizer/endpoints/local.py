@@ -1,0 +1,280 @@
+"""Local endpoints: server processes on 127.0.0.1 that stand in for SageMaker endpoints.
+
+``local.<N>cpu`` means N server workers pinned to N cores (times ``count`` instances). A
+``LocalModel`` runs under ``rightsizer.serving.container``; a ``SyntheticModel`` under
+``rightsizer.serving.synthetic``, whose capacity comes from its slots (the cores only set its
+CPU affinity).
+
+No process outlives its endpoint: each server runs in its own process group, which
+``delete()`` terminates; ``stop_all()`` (also run at exit) deletes every endpoint still up;
+and each server exits by itself when the process that launched it dies, even by SIGKILL.
+
+    with LocalEndpoint(model, spec, model_root=input_dir, log_dir=run_dir) as endpoint:
+        endpoint.deploy()
+        ...  # load-test endpoint.url
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import rightsizer
+from rightsizer.schema import InstanceTypeSpec, LocalModel, SyntheticModel
+from rightsizer.serving.process import EXIT_PORT_IN_USE, HOST
+
+STOP_GRACE_S = 5.0
+TAIL_BYTES = 4000
+_PORT_ATTEMPTS = 3
+# Endpoints whose process may still run, for stop_all(); a dict keeps insertion order.
+_LIVE: dict[int, LocalEndpoint] = {}
+
+
+class DeployError(RuntimeError):
+    """The endpoint did not become ready; the message ends with the server's last output."""
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def stop_all() -> None:
+    """Delete every local endpoint still running (crash paths, signal handlers, exit)."""
+    for endpoint in list(_LIVE.values()):
+        endpoint.delete()
+
+
+atexit.register(stop_all)
+
+
+class LocalEndpoint:
+    """One local endpoint: ``deploy()``, then send requests to ``url``, then ``delete()``."""
+
+    def __init__(
+        self,
+        model: LocalModel | SyntheticModel,
+        spec: InstanceTypeSpec,
+        model_root: Path,
+        log_dir: Path | None = None,
+        *,
+        cpus: Sequence[int] | None = None,
+        request_timeout_s: float = 60.0,
+    ) -> None:
+        """``model_root``: the folder a LocalModel's path is relative to (the input file's).
+
+        ``cpus``: the cores to pin to (default 0..N-1); give disjoint sets to endpoints that
+        run at the same time. ``request_timeout_s``: the model server timeout (answers 504).
+        """
+        if not spec.is_local:
+            raise ValueError(f"{spec.instance_type} is not a local profile such as local.1cpu")
+        self.model = model
+        self.spec = spec
+        self.model_root = Path(model_root)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.cores = spec.local_cpus * spec.count
+        self.cpus = list(cpus) if cpus is not None else list(range(self.cores))
+        self.request_timeout_s = request_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
+        self._log: IO[bytes] | None = None
+        self._log_start = 0
+
+    def __repr__(self) -> str:
+        state = f"pid {self._proc.pid}" if self._proc else "not running"
+        return f"LocalEndpoint({self.spec.instance_type}, {self.model.kind}, {state})"
+
+    def __enter__(self) -> LocalEndpoint:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.delete()
+
+    # --- the adapter API ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._port is None or self._proc is None:
+            raise RuntimeError(f"{self!r} is not deployed: call deploy() first")
+        return f"http://{HOST}:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid, which is also its process group id; None when not running."""
+        return self._proc.pid if self._proc is not None else None
+
+    def deploy(self, timeout_s: float = 120.0) -> str:
+        """Start the server and wait until ``/ping`` answers 200; returns ``url``.
+
+        Raises DeployError (with the server's output tail) if the server exits or is not ready
+        within ``timeout_s``; the process is stopped by then.
+        """
+        if self._proc is not None:
+            raise RuntimeError(f"{self!r} is already deployed")
+        deadline = time.monotonic() + timeout_s
+        try:
+            for _ in range(_PORT_ATTEMPTS):
+                self._start(_free_port())
+                try:
+                    self._wait_ready(deadline, timeout_s)
+                    return self.url
+                except _PortTaken:
+                    self.delete()  # another process took the port: try a fresh one
+            raise DeployError(f"{self.spec.instance_type}: no free port after "
+                              f"{_PORT_ATTEMPTS} attempts")
+        except BaseException:
+            self.delete()
+            raise
+
+    def is_alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def delete(self) -> None:
+        """Stop the server and everything it started. Idempotent; never raises.
+
+        Safe in signal handlers: takes no locks and waits only with timeouts.
+        """
+        proc, self._proc = self._proc, None
+        _LIVE.pop(id(self), None)
+        if proc is not None:
+            # The server leads its own session, so its pid is its process group id.
+            _signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_GRACE_S)
+            # Whatever is left of the group (a master that ignored TERM, stray workers).
+            _signal_group(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_GRACE_S)
+        if self._log is not None:
+            self._log.close()  # a temporary file is gone once closed
+            self._log = None
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def command(self, port: int) -> list[str]:
+        """The server's command line for ``port``."""
+        cpus = ",".join(str(c) for c in self.cpus)
+        common = ["--port", str(port), "--cpus", cpus, "--parent-pid", str(os.getpid())]
+        if isinstance(self.model, SyntheticModel):
+            from rightsizer.serving.synthetic import cli_args
+
+            # ``count`` instances behind one endpoint serve ``count`` times the slots.
+            scaled = self.model.model_copy(update={
+                "slots": self.model.slots * self.spec.count,
+                "queue": self.model.queue * self.spec.count,
+            })
+            return [sys.executable, "-m", "rightsizer.serving.synthetic", *common,
+                    *cli_args(scaled)]
+        return [sys.executable, "-m", "rightsizer.serving.container", *common,
+                "--model-dir", str(self.model_dir), "--workers", str(self.cores),
+                "--timeout", repr(self.request_timeout_s)]
+
+    @property
+    def model_dir(self) -> Path:
+        assert isinstance(self.model, LocalModel)
+        return (self.model_root / self.model.path).resolve()
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if isinstance(self.model, LocalModel):
+            env.update(self.model.environment)
+        # The server imports this same rightsizer, installed or not.
+        package_root = str(Path(rightsizer.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _open_log(self) -> IO[bytes]:
+        if self._log is not None:
+            return self._log
+        # Kept open for the server's lifetime; delete() closes it.
+        if self.log_dir is None:
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        else:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_dir / f"endpoint-{self.spec.instance_type}.log", "ab")  # noqa: SIM115
+        return self._log
+
+    def _start(self, port: int) -> None:
+        if isinstance(self.model, LocalModel) and not (self.model_dir / "inference.py").is_file():
+            raise DeployError(f"{self.model_dir} has no inference.py: a local model is a "
+                              "folder with inference.py (model_fn, input_fn, ...)")
+        log = self._open_log()
+        log.seek(0, os.SEEK_END)
+        self._log_start = log.tell()
+        self._port = port
+        self._proc = subprocess.Popen(
+            self.command(port), env=self._environment(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _LIVE[id(self)] = self
+
+    def _wait_ready(self, deadline: float, timeout_s: float) -> None:
+        proc, port = self._proc, self._port
+        assert proc is not None and port is not None
+        while True:
+            code = proc.poll()
+            if code == EXIT_PORT_IN_USE:
+                raise _PortTaken()
+            if code is not None:
+                raise DeployError(
+                    f"{self.spec.instance_type}: the server exited with status {code} before "
+                    f"it was ready. Its last output:\n{self.output_tail()}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeployError(
+                    f"{self.spec.instance_type}: /ping did not answer 200 within {timeout_s:g} s."
+                    f" The server's last output:\n{self.output_tail()}"
+                )
+            if _ping(port, min(2.0, remaining)):
+                return
+            time.sleep(0.05)
+
+    def output_tail(self, max_bytes: int = TAIL_BYTES) -> str:
+        """The end of what the current (or last) server process wrote."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        end = os.fstat(self._log.fileno()).st_size
+        start = max(self._log_start, end - max_bytes)
+        data = os.pread(self._log.fileno(), end - start, start)
+        return data.decode(errors="replace").strip()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _ping(port: int, timeout_s: float) -> bool:
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout_s)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
