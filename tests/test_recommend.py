@@ -15,9 +15,10 @@ from rightsizer.recommend import (
     autoscaling_policy,
     instances_needed,
     recommend,
+    recommend_for_input,
     target_value,
 )
-from rightsizer.schema import Objective, Traffic
+from rightsizer.schema import BenchmarkInput, Objective, Traffic
 from rightsizer.summary import StepResult, TypeSummary
 
 
@@ -196,12 +197,30 @@ def test_failed_type_is_listed_with_its_reason() -> None:
 
 def test_zero_capacity_is_not_viable_and_never_divides() -> None:
     s = summary("ml.t2.medium", rps=0.0, steps=[step(5, passed=False)])
-    r = recommend([s], T, 0.5, {"ml.t2.medium": 0.05})
+    objective = Objective(latency_percentile=99, max_latency_ms=200)
+    r = recommend([s], T, 0.5, {"ml.t2.medium": 0.05}, objective)
     assert r.recommended is None
     (option,) = r.options
     assert option.status == "not_viable"
-    assert "capacity is 0" in option.reasons[0] and "too many failures" in option.reasons[0]
+    assert option.reasons == [
+        "no load level met the objective: capacity is 0 (first step at 5 rps: too many failures)"
+    ]
     assert "No instance type is viable" in r.explanation
+
+
+def test_type_without_a_summary_is_listed_not_dropped() -> None:
+    bi = BenchmarkInput.model_validate(
+        {
+            "model": {"kind": "existing", "name": "m"},
+            "instance_types": ["ml.c5.xlarge", {"instance_type": "ml.m5.xlarge", "count": 2}],
+            "payloads": [{"body": "{}", "content_type": "application/json"}],
+            "traffic": {"min_rps": 10, "max_rps": 100},
+        }
+    )
+    r = recommend_for_input(bi, [summary()], {"ml.c5.xlarge": 0.2, "ml.m5.xlarge": 0.23})
+    missing = next(o for o in r.options if o.instance_type == "ml.m5.xlarge")
+    assert missing.status == "not_viable" and "no summary" in missing.reasons[0]
+    assert missing.instance_count_tested == 2
 
 
 def test_nothing_viable_keeps_every_type() -> None:

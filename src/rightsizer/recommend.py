@@ -326,8 +326,20 @@ def recommend(
 def recommend_for_input(
     benchmark_input: BenchmarkInput, summaries: Sequence[TypeSummary], prices: Mapping[str, float]
 ) -> Recommendation:
+    """``recommend`` for a whole input; a type without any summary is listed as not viable."""
+    seen = {s.instance_type for s in summaries}
+    missing = [
+        TypeSummary(
+            instance_type=spec.instance_type,
+            instance_count=spec.count,
+            status="failed",
+            reason="no result: the run wrote no summary for this type",
+        )
+        for spec in benchmark_input.specs
+        if spec.instance_type not in seen
+    ]
     return recommend(
-        summaries,
+        [*summaries, *missing],
         benchmark_input.traffic,
         benchmark_input.safety_factor,
         prices,

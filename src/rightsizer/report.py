@@ -497,7 +497,7 @@ def _prices_section(rec: Recommendation, bi: BenchmarkInput) -> str:
             bundled = table.price_per_hour(o.instance_type, bi.region)
             kind = "estimate" if table.is_estimate(o.instance_type, bi.region) else "quoted"
             origin = (f"bundled table ({kind})" if bundled == o.price_per_hour
-                      else "Pricing API")
+                      else "another source (e.g. the Pricing API)")
         lines.append(f"<li>{esc(o.instance_type)}: {money(o.price_per_hour)}/h, {esc(origin)}</li>")
     return (
         "<h2>Prices</h2><ul class=small>" + "".join(lines) + "</ul>"
