@@ -149,6 +149,7 @@ def test_costs_follow_the_policy_fleet() -> None:
 def test_target_value_is_capacity_times_safety_times_60() -> None:
     assert target_value(50, 0.5) == 1500
     assert target_value(12.5, 0.4) == pytest.approx(300)
+    assert target_value(1e-9, 0.5) > 0  # never a zero target to divide by
 
 
 def test_autoscaling_min_and_max_capacity() -> None:

@@ -155,7 +155,8 @@ def instances_needed(rate_rps: float, capacity_rps: float) -> int:
 
 def target_value(capacity_rps: float, safety_factor: float) -> float:
     """Target invocations per minute per instance for target tracking."""
-    return round(capacity_rps * safety_factor * 60.0, 6)
+    # Floor at 1e-6 so that a minute capacity never rounds to a zero target (a division by 0).
+    return max(round(capacity_rps * safety_factor * 60.0, 6), 1e-6)
 
 
 def autoscaling_policy(
