@@ -1,0 +1,159 @@
+"""After the Map: record failed types, recommend, write the report, shape the execution's output.
+
+For every type the Map reported failed, ``summary.json`` gets a failed ``TypeSummary`` (stage and
+reason), so the report lists it like the local mode does. A type whose load test "succeeded" but
+left no summary is failed too. If no type succeeded the run is failed: ``finish`` returns
+``status: failed`` with a cause, and the state machine ends in a Fail state (never SUCCEEDED with
+an empty output).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from rightsizer.aws.events import FinishEvent, ItemResult
+from rightsizer.aws.failures import cleanup_problems, reason_for
+from rightsizer.schema import BenchmarkInput
+from rightsizer.store import (
+    INPUT,
+    RECOMMENDATION,
+    REPORT,
+    SUMMARY,
+    S3RunStore,
+    read_json,
+    read_summaries,
+    write_summary,
+)
+from rightsizer.summary import TypeSummary
+
+log = logging.getLogger(__name__)
+
+
+def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
+    run = event.run
+    store = S3RunStore(run.results_uri, run.run_id, s3)
+    bench = BenchmarkInput.model_validate(read_json(store, INPUT))
+    keys = set(store.list_keys())
+
+    problems: list[str] = []
+    for result in event.outcomes:
+        _record(store, result, keys)
+        problems.extend(cleanup_problems(result.instance_type, result.cleanup))
+
+    summaries = read_summaries(store)
+    listed = {r.instance_type for r in event.outcomes}
+    summaries = [s for s in summaries if s.instance_type in listed]
+    succeeded = [s for s in summaries if s.status == "succeeded"]
+    failed = [
+        {"instance_type": s.instance_type, "stage": s.failed_stage, "reason": s.reason}
+        for s in summaries
+        if s.status == "failed"
+    ]
+
+    from rightsizer.recommend import recommend_for_input
+
+    recommendation = recommend_for_input(bench, summaries, event.prices)
+    store.write_bytes(
+        RECOMMENDATION, recommendation.model_dump_json(indent=2).encode(), "application/json"
+    )
+    report_uri = _write_report(store, recommendation, summaries, bench, run.run_id)
+
+    output: dict[str, Any] = {
+        "run_id": run.run_id,
+        "results_uri": store.uri(),
+        "input_uri": store.uri(INPUT),
+        "recommendation_uri": store.uri(RECOMMENDATION),
+        "report_uri": report_uri,
+        "tested_types": [s.instance_type for s in succeeded],
+        "failed_types": failed,
+        "cleanup_problems": problems,
+        "notes": list(run.notes),
+    }
+    best = recommendation.recommended
+    if best is not None:
+        output["recommended"] = {
+            "instance_type": best.instance_type,
+            "instance_count_at_min": best.instances_at_min,
+            "instance_count_at_max": best.instances_at_max,
+            "monthly_cost_usd_at_min": _round(best.monthly_cost_at_min),
+            "cost_per_hour_usd_at_max": _round(best.cost_per_hour_at_max),
+            "capacity_rps_per_instance": _round(best.capacity_per_instance),
+        }
+        output["explanation"] = recommendation.explanation
+
+    if not succeeded:
+        reasons = "; ".join(f"{f['instance_type']} ({f['stage']}): {f['reason']}" for f in failed)
+        return {
+            "status": "failed",
+            "error": "NoInstanceTypeSucceeded",
+            "cause": (
+                f"no instance type was measured: {reasons or 'no types ran'}. "
+                f"Report: {report_uri}"
+            )[:32000],
+            "output": output,
+        }
+    if best is None:
+        output["explanation"] = recommendation.explanation
+    return {"status": "succeeded", "output": output}
+
+
+def _record(store: S3RunStore, result: ItemResult, keys: set[str]) -> None:
+    """Make sure ``<type>/summary.json`` tells this item's outcome."""
+    key = f"{result.instance_type}/{SUMMARY}"
+    outcome = result.outcome
+    existing = _read_summary(store, key) if key in keys else None
+    if outcome.status == "succeeded":
+        if existing is not None:
+            return
+        summary = _failed(
+            result, "load_test",
+            "the load generator finished but left no readable summary.json; see its task logs"
+            + (f" ({outcome.task_arn})" if outcome.task_arn else ""),
+        )
+    else:
+        stage = outcome.stage or "unknown"
+        reason = reason_for(outcome)
+        if existing is not None and existing.status == "failed" and existing.reason:
+            # The container wrote its own failure, which knows more than ECS's exit code.
+            reason = f"{existing.reason} ({reason})"
+        summary = _failed(result, stage, reason)
+        if existing is not None and existing.steps:
+            summary = summary.model_copy(update={"steps": existing.steps})
+    write_summary(store, summary)
+
+
+def _failed(result: ItemResult, stage: str, reason: str) -> TypeSummary:
+    return TypeSummary(
+        instance_type=result.instance_type,
+        instance_count=result.instance_count,
+        status="failed",
+        failed_stage=stage,
+        reason=reason,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _read_summary(store: S3RunStore, key: str) -> TypeSummary | None:
+    try:
+        return TypeSummary.model_validate_json(store.read_bytes(key))
+    except (ValidationError, ValueError) as exc:
+        log.warning("ignoring unreadable %s: %s", key, exc)
+        return None
+
+
+def _write_report(
+    store: S3RunStore, recommendation: Any, summaries: list[TypeSummary],
+    bench: BenchmarkInput, run_id: str,
+) -> str:
+    from rightsizer.report import render_report
+
+    html = render_report(recommendation, summaries, bench, run_id)
+    return store.write_bytes(REPORT, html.encode(), "text/html; charset=utf-8")
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

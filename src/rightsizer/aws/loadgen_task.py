@@ -1,0 +1,209 @@
+"""The Fargate load generator's logic: parameters from the environment, load, upload.
+
+The state machine passes the parameters as ``ContainerOverrides.Environment`` (built by
+``validate.loadgen_environment``); the task definition adds ``RIGHTSIZER_PROCESSES`` (its vCPUs).
+The load runs against the SageMaker runtime API with SigV4-signed ``InvokeEndpoint`` calls, no
+API Gateway or Lambda in between, so the figures are the endpoint's own.
+
+Exit codes: 0 after a measurement (even one where nothing passed: that is a result), 2 for bad
+parameters, 1 for any other failure, so that ``ecs:runTask.sync`` fails the item. On failure a
+failed ``summary.json`` with the reason is uploaded when possible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from rightsizer.schema import LoadSettings, Objective, Payload, format_errors
+from rightsizer.store import SUMMARY, S3RunStore, write_summary
+from rightsizer.summary import TypeSummary
+
+log = logging.getLogger("rightsizer.loadgen_task")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_PARAMETERS = 0, 1, 2
+
+
+class TaskParameterError(ValueError):
+    """A parameter is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    endpoint_name: str
+    region: str
+    instance_type: str
+    instance_count: int
+    results_uri: str
+    run_id: str
+    objective: Objective
+    load: LoadSettings
+    payloads: list[Payload]
+    processes: int
+    endpoint_url: str | None = None
+
+
+def params_from_env(env: Mapping[str, str] | None = None) -> TaskParams:
+    env = os.environ if env is None else env
+
+    def need(key: str) -> str:
+        value = env.get(key, "").strip()
+        if not value:
+            raise TaskParameterError(f"{key} is not set")
+        return value
+
+    def model(key: str, parse: Callable[[str], Any]) -> Any:
+        raw = need(key)
+        try:
+            return parse(raw)
+        except ValidationError as exc:
+            raise TaskParameterError(f"{key}: {format_errors(exc)}") from None
+        except ValueError as exc:
+            raise TaskParameterError(f"{key}: not valid JSON ({exc})") from None
+
+    def integer(key: str, default: int | None = None) -> int:
+        raw = env.get(key, "").strip()
+        if not raw and default is not None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise TaskParameterError(f"{key}={raw!r} is not an integer") from None
+        if value < 1:
+            raise TaskParameterError(f"{key}={value} must be at least 1")
+        return value
+
+    payloads = model(
+        "RIGHTSIZER_PAYLOADS",
+        lambda raw: TypeAdapter(list[Payload]).validate_json(raw),
+    )
+    if not payloads:
+        raise TaskParameterError("RIGHTSIZER_PAYLOADS: the list is empty")
+    results_uri = need("RIGHTSIZER_RESULTS_URI")
+    if not results_uri.startswith("s3://"):
+        raise TaskParameterError(f"RIGHTSIZER_RESULTS_URI={results_uri!r} is not an s3:// URI")
+    return TaskParams(
+        endpoint_name=need("RIGHTSIZER_ENDPOINT_NAME"),
+        region=need("RIGHTSIZER_REGION"),
+        instance_type=need("RIGHTSIZER_INSTANCE_TYPE"),
+        instance_count=integer("RIGHTSIZER_INSTANCE_COUNT", 1),
+        results_uri=results_uri,
+        run_id=need("RIGHTSIZER_RUN_ID"),
+        objective=model("RIGHTSIZER_OBJECTIVE", Objective.model_validate_json),
+        load=model("RIGHTSIZER_LOAD", LoadSettings.model_validate_json),
+        payloads=payloads,
+        processes=integer("RIGHTSIZER_PROCESSES", os.cpu_count() or 1),
+        endpoint_url=env.get("RIGHTSIZER_RUNTIME_ENDPOINT_URL") or None,
+    )
+
+
+def run_task(
+    params: TaskParams,
+    *,
+    s3: Any = None,
+    find_max_rate: Callable[..., TypeSummary] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TypeSummary:
+    """Measure the endpoint and upload ``<type>/summary.json`` and Locust's CSVs."""
+    from rightsizer.loadgen.target import SageMakerTarget
+    from rightsizer.payloads import load_payloads
+
+    if find_max_rate is None:
+        from rightsizer.engine import find_max_rate
+    store = S3RunStore(params.results_uri, params.run_id, s3)
+    payloads = load_payloads(params.payloads, s3_client=store.s3)
+    load = params.load.model_copy(update={"processes": params.processes})
+    target = SageMakerTarget(params.endpoint_name, params.region, params.endpoint_url)
+    with tempfile.TemporaryDirectory(prefix="rightsizer-") as tmp:
+        out_dir = Path(tmp)
+        summary = find_max_rate(
+            target, payloads, params.objective, load, out_dir,
+            instance_type=params.instance_type,
+            instance_count=params.instance_count,
+            progress=progress,
+        )
+        upload_results(store, params.instance_type, out_dir)
+    # summary.json last: its presence means the rest is there.
+    write_summary(store, summary)
+    return summary
+
+
+def upload_results(store: S3RunStore, instance_type: str, out_dir: Path) -> list[str]:
+    uploaded = []
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        relative = path.relative_to(out_dir).as_posix()
+        if relative == SUMMARY or path.name.endswith(".tmp"):
+            continue
+        content_type = "text/csv" if path.suffix == ".csv" else "application/octet-stream"
+        uploaded.append(
+            store.write_bytes(f"{instance_type}/{relative}", path.read_bytes(), content_type)
+        )
+    return uploaded
+
+
+def record_failure(params: TaskParams, reason: str, s3: Any = None) -> None:
+    """Best effort: a failed summary.json so the report shows the container's own reason."""
+    try:
+        store = S3RunStore(params.results_uri, params.run_id, s3)
+        write_summary(
+            store,
+            TypeSummary(
+                instance_type=params.instance_type,
+                instance_count=params.instance_count,
+                status="failed",
+                failed_stage="load_test",
+                reason=reason[:2000],
+                finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+    except Exception:
+        log.exception("could not upload the failed summary")
+
+
+def main(
+    env: Mapping[str, str] | None = None,
+    *,
+    s3: Any = None,
+    find_max_rate: Callable[..., TypeSummary] | None = None,
+) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        params = params_from_env(env)
+    except TaskParameterError as exc:
+        log.error("bad task parameters: %s", exc)
+        return EXIT_BAD_PARAMETERS
+    log.info(
+        "load test of %s (%s x%d) with %d processes; results under %s runs/%s/%s/",
+        params.endpoint_name, params.instance_type, params.instance_count, params.processes,
+        params.results_uri, params.run_id, params.instance_type,
+    )
+    try:
+        summary = run_task(
+            params, s3=s3, find_max_rate=find_max_rate, progress=lambda m: log.info("%s", m)
+        )
+    except Exception as exc:
+        log.error("load test failed: %s\n%s", exc, traceback.format_exc())
+        record_failure(params, f"load generator error: {type(exc).__name__}: {exc}", s3)
+        return EXIT_FAILED
+    log.info("done: %s", json.dumps({
+        "status": summary.status,
+        "max_sustainable_rps": summary.max_sustainable_rps,
+        "bottleneck": summary.bottleneck,
+        "reason": summary.reason,
+    }))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

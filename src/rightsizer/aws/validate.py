@@ -1,0 +1,290 @@
+"""The state machine's first step: check the input, resolve prices, plan one Map item per type.
+
+Nothing is created in SageMaker before this returns: a bad input fails the execution here with
+one line per problem (``field.path: what is wrong``), the same text ``rightsizer validate`` prints.
+On success the run's folder holds ``input.json`` and a copy of every payload, so the smoke test and
+the load generator read only the results bucket (their roles need no access to the user's buckets).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from rightsizer.aws.events import (
+    ItemNames,
+    LoadgenTask,
+    MapItem,
+    PayloadRef,
+    Poll,
+    RunContext,
+    ValidateEvent,
+    ValidateOutput,
+)
+from rightsizer.aws.naming import resource_name, resource_tags, run_id_for
+from rightsizer.aws.settings import Settings
+from rightsizer.payloads import PayloadError, load_payloads
+from rightsizer.schema import (
+    MODEL_PACKAGE_ARN,
+    S3_URI,
+    BenchmarkInput,
+    ImageModel,
+    ModelPackage,
+    Payload,
+    format_errors,
+)
+from rightsizer.store import INPUT, S3RunStore, write_json
+
+# Seconds an endpoint is billed beyond deploy + load: the smoke test and the deletion.
+SMOKE_AND_DELETE_SECONDS = 600
+# ECS limits one task's overrides to 8192 characters; keep well inside.
+MAX_OVERRIDE_CHARS = 7000
+SUMMARY_NAME = "summary.json"
+
+
+class InvalidInput(ValueError):
+    """The execution's input cannot run; the message says which field and why."""
+
+
+def plan_run(
+    event: ValidateEvent,
+    settings: Settings,
+    *,
+    s3: Any,
+    price_source: Any = None,
+) -> dict[str, Any]:
+    """Validate ``event.input`` and return the state machine's plan (``ValidateOutput``)."""
+    bench = parse_input(event.input)
+    problems = aws_problems(bench, settings)
+    if problems:
+        raise InvalidInput("\n".join(problems))
+    region = settings.region
+    run_id = run_id_for(bench.name, event.execution.arn, event.execution.start_time)
+    results_uri = f"s3://{settings.results_bucket}"
+    store = S3RunStore(results_uri, run_id, s3)
+
+    try:
+        loaded = load_payloads(list(bench.payloads), s3_client=s3)
+    except PayloadError as exc:
+        raise InvalidInput(str(exc)) from None
+
+    prices = _prices(bench.model_copy(update={"region": region}), settings, price_source)
+    worst_case = worst_case_cost(bench, prices, settings)
+    if bench.max_cost_usd is not None and worst_case > bench.max_cost_usd:
+        raise InvalidInput(
+            f"max_cost_usd: the worst case is ${worst_case:,.2f} (every type deployed for its "
+            f"full deploy bound, {settings.deploy_timeout_seconds} s, plus load.max_seconds, "
+            f"{bench.load.max_seconds:g} s, plus {SMOKE_AND_DELETE_SECONDS} s for the smoke test "
+            f"and deletion), above the cap of ${bench.max_cost_usd:,.2f}: raise the cap, lower "
+            "load.max_seconds, or test fewer types"
+        )
+
+    # Everything checked: now write. input.json is the input as validated (defaults filled in).
+    write_json(store, INPUT, bench.model_dump(mode="json"))
+    payload_refs = []
+    for index, (spec, body) in enumerate(zip(bench.payloads, loaded, strict=True)):
+        key = f"payloads/{index}"
+        uri = store.write_bytes(key, body.body, spec.content_type)
+        payload_refs.append(spec.model_copy(update={"path": uri, "body": None}))
+
+    notes = []
+    concurrency = min(bench.concurrency, settings.max_concurrency)
+    if concurrency < bench.concurrency:
+        notes.append(
+            f"concurrency {bench.concurrency} capped at {concurrency}, the stack's "
+            "MaxConcurrentTypes parameter"
+        )
+    run = RunContext(
+        run_id=run_id,
+        bucket=settings.results_bucket,
+        results_uri=results_uri,
+        run_uri=store.uri(),
+        region=region,
+        execution_arn=event.execution.arn,
+        execution_name=event.execution.name,
+        name_prefix=settings.name_prefix,
+        concurrency=concurrency,
+        worst_case_cost_usd=round(worst_case, 2),
+        notes=notes,
+    )
+    items = [_item(bench, spec.instance_type, spec.count, run, payload_refs, settings)
+             for spec in bench.specs]
+    return ValidateOutput(run=run, items=items, prices=prices).model_dump(mode="json")
+
+
+def parse_input(raw: Any) -> BenchmarkInput:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"(input): not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("(input): must be a JSON object (see `rightsizer schema`)")
+    try:
+        return BenchmarkInput.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(format_errors(exc)) from None
+
+
+def aws_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
+    """What the schema allows but this stack cannot run, one line each, in the schema's style."""
+    problems: list[str] = []
+    model = bench.model
+    if model.kind in ("local", "synthetic"):
+        problems.append(
+            f"model.kind: a {model.kind!r} model runs only on this machine (`rightsizer run`); "
+            "on AWS use 'model_package', 'image' or 'existing'"
+        )
+    if isinstance(model, ModelPackage):
+        match = MODEL_PACKAGE_ARN.match(model.arn)
+        package_region = model.arn.split(":")[3] if match else ""
+        if package_region and package_region != settings.region:
+            problems.append(
+                f"model.arn: the model package is in {package_region} but this stack runs in "
+                f"{settings.region}; SageMaker needs the package's ARN for {settings.region}"
+            )
+    if isinstance(model, ImageModel) and model.model_data_url:
+        bucket = S3_URI.match(model.model_data_url)
+        if bucket and bucket["bucket"] != settings.results_bucket:
+            problems.append(
+                f"model.model_data_url: the endpoints' role reads model data from "
+                f"s3://{settings.results_bucket}/models/ only; copy model.tar.gz there "
+                "or deploy with your own SageMakerRoleArn"
+            )
+    if "region" in bench.model_fields_set and bench.region != settings.region:
+        problems.append(
+            f"region: this stack runs in {settings.region}; remove 'region' or deploy the "
+            f"stack in {bench.region}"
+        )
+    if "results" in bench.model_fields_set:
+        allowed = {f"s3://{settings.results_bucket}", f"s3://{settings.results_bucket}/"}
+        if bench.results not in allowed:
+            problems.append(
+                "results: on AWS results go to the stack's bucket, "
+                f"s3://{settings.results_bucket}; remove 'results' from the input"
+            )
+    for index, payload in enumerate(bench.payloads):
+        if payload.path is not None and not S3_URI.match(payload.path):
+            problems.append(
+                f"payloads[{index}].path: {payload.path!r} is a local file; on AWS give an "
+                "s3:// URI (e.g. upload it to s3://<results bucket>/payloads/) or an inline body"
+            )
+    return problems
+
+
+def _prices(bench: BenchmarkInput, settings: Settings, source: Any) -> dict[str, float]:
+    from rightsizer import pricing
+
+    if source is None:
+        source = pricing.default_source(use_pricing_api=settings.use_pricing_api)
+    try:
+        return pricing.resolve_prices(bench, source)
+    except pricing.PriceNotFoundError as exc:
+        raise InvalidInput(f"prices: {exc}") from None
+
+
+def worst_case_cost(bench: BenchmarkInput, prices: dict[str, float], settings: Settings) -> float:
+    """USD if every endpoint stays up for its whole bound: deploy + load + smoke + deletion."""
+    seconds = settings.deploy_timeout_seconds + bench.load.max_seconds + SMOKE_AND_DELETE_SECONDS
+    return sum(prices[s.instance_type] * s.count * seconds / 3600.0 for s in bench.specs)
+
+
+def _model_request(bench: BenchmarkInput) -> tuple[bool, dict[str, Any]]:
+    """(create a model?, CreateModel's PrimaryContainer and EnableNetworkIsolation)."""
+    model = bench.model
+    if model.kind == "existing":
+        return False, {}
+    if isinstance(model, ModelPackage):
+        container: dict[str, Any] = {"ModelPackageName": model.arn}
+        isolation = True  # AWS Marketplace model packages require network isolation
+    elif isinstance(model, ImageModel):
+        container = {"Image": model.image_uri}
+        if model.model_data_url:
+            container["ModelDataUrl"] = model.model_data_url
+        isolation = False
+    else:  # rejected earlier by aws_problems
+        raise InvalidInput(f"model.kind: {model.kind!r} cannot run on AWS")
+    if model.environment:
+        container["Environment"] = dict(model.environment)
+    return True, {"PrimaryContainer": container, "EnableNetworkIsolation": isolation}
+
+
+def _item(
+    bench: BenchmarkInput,
+    instance_type: str,
+    count: int,
+    run: RunContext,
+    payloads: list[Payload],
+    settings: Settings,
+) -> MapItem:
+    name = resource_name(settings.name_prefix, run.execution_name, instance_type)
+    create_model, model_request = _model_request(bench)
+    model_name = name if create_model else bench.model.name  # type: ignore[union-attr]
+    first = payloads[0]
+    environment = loadgen_environment(
+        endpoint_name=name,
+        region=run.region,
+        instance_type=instance_type,
+        instance_count=count,
+        results_uri=run.results_uri,
+        run_id=run.run_id,
+        bench=bench,
+        payloads=payloads,
+    )
+    size = len(json.dumps(environment))
+    if size > MAX_OVERRIDE_CHARS:
+        raise InvalidInput(
+            f"payloads: the load generator's parameters take {size} characters, over ECS's "
+            "limit; use fewer payloads"
+        )
+    return MapItem(
+        instance_type=instance_type,
+        instance_count=count,
+        names=ItemNames(model=name, endpoint_config=name, endpoint=name),
+        create_model=create_model,
+        model_name=model_name,
+        model=model_request,
+        tags=resource_tags(settings.name_prefix, run.execution_arn, run.run_id, instance_type),
+        poll=Poll(seconds=settings.poll_seconds, max=settings.max_polls),
+        smoke_payload=PayloadRef(
+            uri=first.path or "", content_type=first.content_type, accept=first.accept
+        ),
+        loadgen=LoadgenTask(
+            environment=environment,
+            timeout_seconds=int(bench.load.max_seconds) + settings.loadgen_startup_seconds,
+        ),
+        summary_key=f"{instance_type}/{SUMMARY_NAME}",
+    )
+
+
+def loadgen_environment(
+    *,
+    endpoint_name: str,
+    region: str,
+    instance_type: str,
+    instance_count: int,
+    results_uri: str,
+    run_id: str,
+    bench: BenchmarkInput,
+    payloads: list[Payload],
+) -> list[dict[str, str]]:
+    """The container's parameters, as ECS ``ContainerOverrides.Environment`` (strings only).
+
+    ``loadgen_task.params_from_env`` reads exactly these names.
+    """
+    values = {
+        "RIGHTSIZER_ENDPOINT_NAME": endpoint_name,
+        "RIGHTSIZER_REGION": region,
+        "RIGHTSIZER_INSTANCE_TYPE": instance_type,
+        "RIGHTSIZER_INSTANCE_COUNT": str(instance_count),
+        "RIGHTSIZER_RESULTS_URI": results_uri,
+        "RIGHTSIZER_RUN_ID": run_id,
+        "RIGHTSIZER_OBJECTIVE": bench.objective.model_dump_json(),
+        "RIGHTSIZER_LOAD": bench.load.model_dump_json(),
+        "RIGHTSIZER_PAYLOADS": json.dumps(
+            [p.model_dump(mode="json", exclude_none=True) for p in payloads]
+        ),
+    }
+    return [{"Name": key, "Value": value} for key, value in values.items()]
