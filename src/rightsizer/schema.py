@@ -216,7 +216,10 @@ class LoadSettings(StrictModel):
         description="'search': open-loop step search (default). 'legacy': the old notebook's "
         "linear user ramp, kept for comparison.",
     )
-    start_rps: float = Field(5.0, gt=0, le=1_000_000)
+    start_rps: float | None = Field(
+        None, gt=0, le=1_000_000,
+        description="First offered rate; default: half what one sequential client reaches.",
+    )
     growth_factor: float = Field(2.0, gt=1.05, le=10)
     step_seconds: float = Field(10.0, ge=2, le=600)
     warmup_seconds: float = Field(2.0, ge=0, le=300, description="Start of each step ignored.")
@@ -233,7 +236,7 @@ class LoadSettings(StrictModel):
     def _coherent(self) -> LoadSettings:
         if self.warmup_seconds >= self.step_seconds:
             raise ValueError("warmup_seconds must be shorter than step_seconds")
-        if self.start_rps > self.max_rps:
+        if self.start_rps is not None and self.start_rps > self.max_rps:
             raise ValueError(f"start_rps ({self.start_rps}) is above max_rps ({self.max_rps})")
         return self
 

@@ -1,0 +1,271 @@
+"""Locust inside one load-generator process: open-loop steps, warm-up and the legacy ramp.
+
+Imported only in load-generator child processes: Locust monkey-patches with gevent on import.
+
+Open loop: requests leave at scheduled instants (``start + i / rate``), each in its own
+greenlet, whether or not earlier ones have been answered, so a slow server cannot slow the
+offered load down (no coordinated omission). Every request still goes through Locust's client,
+so Locust's statistics and CSVs see it.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import statistics
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gevent
+from gevent.pool import Pool
+from locust import FastHttpUser, between, constant, task
+from locust.env import Environment
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
+
+from rightsizer.loadgen.target import HttpTarget, SageMakerTarget
+from rightsizer.loadgen.worker import WorkerConfig
+
+# Connections one process may hold open at once. At the boundary, requests in flight =
+# rate x latency; the pool must not be what limits an open-loop load.
+MAX_CONNECTIONS = 2000
+# While behind schedule, yield to the event loop every this many sends, so responses
+# keep being read.
+YIELD_EVERY = 32
+
+Sample = tuple[float, float, float, bool, int, str | None]
+"""(scheduled, started, latency_ms, ok, http_status, error) of one request."""
+
+
+class InvocationsUser(FastHttpUser):
+    """Sends invocations of the endpoint; the subclasses decide when."""
+
+    abstract = True
+    driver: Driver
+
+    def invoke(self, index: int, context: dict[str, Any]) -> None:
+        self.client.post(
+            self.driver.path,
+            data=self.driver.payloads[index].body,
+            headers=self.driver.headers_for(index),
+            name="invocations",
+            context=context,
+        )
+
+
+class OpenLoopUser(InvocationsUser):
+    """The single user of open-loop mode. It idles: the driver fires requests on its client."""
+
+    abstract = True
+    wait_time = constant(1)
+
+    @task
+    def idle(self) -> None:
+        pass
+
+
+class LegacyUser(InvocationsUser):
+    """The old notebook's closed-loop user: one request, then a 0.25-0.5 s pause."""
+
+    abstract = True
+    concurrency = 1
+    wait_time = between(0.25, 0.5)
+
+    @task
+    def send(self) -> None:
+        self.invoke(self.driver.pick(), {})
+
+
+def _record(
+    response_time: float,
+    exception: BaseException | None,
+    start_time: float,
+    context: dict[str, Any],
+    response: Any = None,
+    **_: Any,
+) -> None:
+    """Locust ``request`` listener: append our own sample where the request asked for one."""
+    sink = context.get("sink")
+    if sink is None:
+        return
+    status = int(getattr(response, "status_code", 0) or 0)
+    error = None if exception is None else _describe(exception, status, response)
+    sink.append((context["scheduled"], start_time, response_time, exception is None, status, error))
+
+
+def _describe(exception: BaseException, status: int, response: Any) -> str:
+    try:
+        body = (response.text or "")[:200] if response is not None else ""
+    except Exception:  # an unreadable body must not break the statistics
+        body = ""
+    head = f"HTTP {status}" if status else type(exception).__name__
+    return f"{head}: {body or exception}"[:300]
+
+
+class Driver:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.payloads = config.payloads
+        self.weights = [p.weight for p in config.payloads]
+        self.rng = random.Random(config.seed)
+        host = self._prepare_requests(config)
+        attrs = {
+            "abstract": False,
+            "host": host,
+            "driver": self,
+            "network_timeout": config.request_timeout,
+            "connection_timeout": config.request_timeout,
+        }
+        self.open_cls = type("OpenLoopUser", (OpenLoopUser,), {**attrs, "concurrency": MAX_CONNECTIONS})
+        self.legacy_cls = type("LegacyUser", (LegacyUser,), attrs)
+        self.env = Environment(user_classes=[self.open_cls, self.legacy_cls])
+        self.env.events.request.add_listener(_record)
+        self.runner = self.env.create_local_runner()
+        self.background = [gevent.spawn(stats_history, self.runner)]
+        self.csv_writer = None
+        if config.csv_base:
+            self.csv_writer = StatsCSVFileWriter(
+                self.env, PERCENTILES_TO_REPORT, config.csv_base, full_history=True
+            )
+            self.background.append(gevent.spawn(self.csv_writer))
+        self.user = self.open_cls(self.env)
+
+    def _prepare_requests(self, config: WorkerConfig) -> str:
+        if isinstance(config.target, SageMakerTarget):
+            from rightsizer.loadgen.signing import (
+                CachedSigner,
+                invocation_path,
+                runtime_base_url,
+            )
+
+            signer = CachedSigner(config.target, config.payloads)
+            self.path = invocation_path(config.target)
+            self.headers_for = signer.headers
+            return runtime_base_url(config.target)
+        assert isinstance(config.target, HttpTarget)
+        plain = [
+            {"Content-Type": p.content_type, "Accept": p.accept or "*/*"} for p in config.payloads
+        ]
+        self.path = "/invocations"
+        self.headers_for = plain.__getitem__
+        return config.target.url
+
+    def pick(self) -> int:
+        if len(self.weights) == 1:
+            return 0
+        return self.rng.choices(range(len(self.weights)), weights=self.weights)[0]
+
+    def wait_for_message(self, conn: Connection) -> dict[str, Any]:
+        # Poll rather than block: a blocking recv would freeze Locust's greenlets.
+        while not conn.poll(0):
+            gevent.sleep(0.01)
+        return conn.recv()
+
+    def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if msg["op"] == "warm":
+            return self.warm(msg["max_seconds"])
+        if msg["op"] == "step":
+            return self.step(msg["rate"], msg["start"], msg["end"], msg["phase"], msg["drain"])
+        if msg["op"] == "legacy":
+            return self.legacy(**msg["settings"])
+        raise ValueError(f"unknown command {msg['op']!r}")
+
+    def warm(self, max_seconds: float) -> dict[str, Any]:
+        """Sequential requests until latency settles, so a cold start is not load-tested.
+
+        Settled: the median of the last 10 successful requests is within 10% of the 10
+        before them. Gives up after ``max_seconds``.
+        """
+        samples: list[Sample] = []
+        deadline = time.time() + max_seconds
+        settled = False
+        while time.time() < deadline:
+            self.user.invoke(self.pick(), {"sink": samples, "scheduled": time.time()})
+            ok = [s[2] for s in samples if s[3]]
+            if len(ok) >= 20:
+                last, before = statistics.median(ok[-10:]), statistics.median(ok[-20:-10])
+                if abs(last - before) <= 0.1 * before:
+                    settled = True
+                    break
+            if len(samples) >= 30 and not ok:
+                break  # it never answers successfully: no point in waiting for it to settle
+        return {"samples": samples, "settled": settled}
+
+    def step(
+        self, rate: float, start: float, end: float, phase: float, drain: float
+    ) -> dict[str, Any]:
+        """Offer ``rate`` requests/s from ``start`` to ``end`` (epoch seconds), open loop."""
+        samples: list[Sample] = []
+        pool = Pool()
+        interval = 1.0 / rate
+        gevent.sleep(max(0.0, start - time.time()))
+        cpu_start, wall_start = time.process_time(), time.time()
+        i = 0
+        while True:
+            scheduled = start + (i + phase) * interval
+            if scheduled >= end:
+                break
+            wait = scheduled - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+            elif i % YIELD_EVERY == 0:
+                gevent.sleep(0)
+            greenlet = pool.spawn(
+                self.user.invoke, self.pick(), {"sink": samples, "scheduled": scheduled}
+            )
+            greenlet.scheduled = scheduled
+            i += 1
+        busy = (time.process_time() - cpu_start) / max(time.time() - wall_start, 1e-6)
+        pool.join(timeout=drain)
+        # Requests still unanswered after the drain are abandoned so that they cannot
+        # spill into the next step; the analysis counts them as unanswered.
+        unanswered = [g.scheduled for g in pool]
+        pool.kill(block=True, timeout=2)
+        return {"samples": samples, "unanswered": unanswered, "sent": i, "cpu": busy}
+
+    def legacy(
+        self,
+        max_users: int,
+        spawn_rate: float,
+        failure_ratio: float,
+        max_seconds: float,
+    ) -> dict[str, Any]:
+        """The old notebook's method: ramp closed-loop users linearly, stop when the
+        *cumulative* failure ratio exceeds the threshold, report Locust's moving-average
+        rate at that moment (failed requests included)."""
+        self.env.stats.reset_all()
+        started = time.time()
+        self.runner.start(max_users, spawn_rate, user_classes=[self.legacy_cls])
+        stopped_by = "time limit"
+        history: list[tuple[float, float, float, int]] = []
+        while time.time() - started < max_seconds:
+            gevent.sleep(1)
+            total = self.env.stats.total
+            history.append(
+                (time.time() - started, total.current_rps, total.fail_ratio, self.runner.user_count)
+            )
+            if total.num_requests and total.fail_ratio > failure_ratio:
+                stopped_by = "cumulative failure ratio"
+                break
+            if self.runner.user_count >= max_users and time.time() - started > max_users / spawn_rate + 10:
+                stopped_by = "all users running"
+                break
+        reported = self.env.stats.total.current_rps
+        self.runner.stop()
+        return {
+            "reported_rps": reported,
+            "seconds": time.time() - started,
+            "stopped_by": stopped_by,
+            "history": history,
+            "requests": self.env.stats.total.num_requests,
+            "failures": self.env.stats.total.num_failures,
+        }
+
+    def close(self) -> dict[str, Any]:
+        self.runner.quit()
+        if self.csv_writer is not None:
+            gevent.sleep(1.2)  # one more pass of Locust's CSV writer, then close its files
+        gevent.killall(self.background, block=False)
+        if self.csv_writer is not None:
+            self.csv_writer.close_files()
+        return {"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}

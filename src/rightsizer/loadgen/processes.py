@@ -1,0 +1,166 @@
+"""The load generator as seen from the controlling process: N worker processes, in lockstep.
+
+Each worker offers ``rate / N`` with its arrivals phase-shifted, so together they offer an
+evenly spaced stream at ``rate``. The parent never imports Locust or gevent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rightsizer.loadgen.target import Target
+from rightsizer.loadgen.worker import WorkerConfig, worker_main
+from rightsizer.payloads import LoadedPayload
+
+SAMPLE_COLUMNS = ["scheduled", "started", "latency_ms", "ok", "status", "error"]
+# Workers start a step together this long after the command, so that all are ready.
+START_DELAY_SECONDS = 0.3
+
+
+class LoadGeneratorError(RuntimeError):
+    """The load generator itself failed (not the endpoint)."""
+
+
+@dataclass
+class StepSamples:
+    """Raw outcome of one step, all workers merged."""
+
+    target_rps: float
+    start: float
+    end: float
+    requests: pd.DataFrame  # one row per answered request, SAMPLE_COLUMNS
+    unanswered: np.ndarray  # scheduled times of requests abandoned after the drain
+    sent: int
+    worker_cpu: list[float]  # share of one core each worker used while sending
+
+
+class LoadGenerator:
+    """Context manager owning the worker processes."""
+
+    def __init__(
+        self,
+        target: Target,
+        payloads: list[LoadedPayload],
+        *,
+        processes: int = 1,
+        request_timeout: float = 60.0,
+        csv_dir: Path | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.processes = processes
+        self.request_timeout = request_timeout
+        context = multiprocessing.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        try:
+            for index in range(processes):
+                csv_base = None
+                if csv_dir is not None:
+                    suffix = "" if processes == 1 else f"_{index}"
+                    csv_base = str(csv_dir / f"locust{suffix}")
+                config = WorkerConfig(target, payloads, request_timeout, csv_base, seed=index)
+                parent, child = context.Pipe()
+                proc = context.Process(
+                    target=worker_main, args=(child, config), name=f"loadgen-{index}", daemon=True
+                )
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
+            for reply in self._gather(start_timeout):
+                if not reply.get("ready"):
+                    raise LoadGeneratorError(reply.get("error", "worker did not start"))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> LoadGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _gather(self, timeout: float) -> list[dict[str, Any]]:
+        deadline = time.time() + timeout
+        return [self._gather_one(i, deadline - time.time()) for i in range(len(self._conns))]
+
+    def warm(self, max_seconds: float) -> tuple[pd.DataFrame, bool]:
+        """Sequential requests from one worker until latency settles (absorbs cold starts)."""
+        self._conns[0].send({"op": "warm", "max_seconds": max_seconds})
+        reply = self._gather_one(0, max_seconds + self.request_timeout + 30)
+        return pd.DataFrame(reply["samples"], columns=SAMPLE_COLUMNS), bool(reply["settled"])
+
+    def _gather_one(self, index: int, timeout: float) -> dict[str, Any]:
+        conn, proc = self._conns[index], self._procs[index]
+        deadline = time.time() + timeout
+        while not conn.poll(0.2):
+            if not proc.is_alive():
+                raise LoadGeneratorError(f"{proc.name} exited with code {proc.exitcode}")
+            if time.time() > deadline:
+                raise LoadGeneratorError(f"{proc.name} did not answer within {timeout:.0f} s")
+        reply = conn.recv()
+        if not reply.get("ok", False):
+            raise LoadGeneratorError(reply.get("error", "unknown load generator error"))
+        return reply
+
+    def step(self, rate: float, seconds: float, drain: float) -> StepSamples:
+        start = time.time() + START_DELAY_SECONDS
+        end = start + seconds
+        n = self.processes
+        for index, conn in enumerate(self._conns):
+            conn.send(
+                {
+                    "op": "step",
+                    "rate": rate / n,
+                    "start": start,
+                    "end": end,
+                    "phase": index / n,
+                    "drain": drain,
+                }
+            )
+        replies = self._gather(seconds + drain + START_DELAY_SECONDS + 30)
+        rows = [row for reply in replies for row in reply["samples"]]
+        return StepSamples(
+            target_rps=rate,
+            start=start,
+            end=end,
+            requests=pd.DataFrame(rows, columns=SAMPLE_COLUMNS),
+            unanswered=np.array([t for r in replies for t in r["unanswered"]], dtype=float),
+            sent=sum(r["sent"] for r in replies),
+            worker_cpu=[float(r["cpu"]) for r in replies],
+        )
+
+    def legacy(self, **settings: Any) -> dict[str, Any]:
+        """The old notebook's ramp, on the first worker only (as the notebook ran it)."""
+        self._conns[0].send({"op": "legacy", "settings": settings})
+        return self._gather_one(0, settings["max_seconds"] + 60)
+
+    def close(self) -> dict[str, Any]:
+        """Stop every worker; always safe to call, also after a failure."""
+        peak_rss_kb = 0
+        for conn, proc in zip(self._conns, self._procs, strict=False):
+            try:
+                if proc.is_alive():
+                    conn.send({"op": "stop"})
+                    if conn.poll(10):
+                        reply = conn.recv()
+                        peak_rss_kb = max(peak_rss_kb, int(reply.get("peak_rss_kb", 0)))
+            except (OSError, EOFError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+        return {"peak_rss_kb": peak_rss_kb}
