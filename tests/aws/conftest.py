@@ -229,12 +229,15 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
     from moto.sagemakerruntime.models import SageMakerRuntimeBackend
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
-        CustomErrorName,
-    )
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+        StatesErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_ecs as ecs_service,
@@ -319,7 +322,7 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
                     "Containers": [{"Name": LOADGEN_CONTAINER, "ExitCode": code}]}
             raise FailureEventException(FailureEvent(
                 env=env,
-                error_name=CustomErrorName("States.TaskFailed"),
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                 event_type=HistoryEventType.TaskFailed,
                 event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
                     error="States.TaskFailed", cause=json.dumps(task, default=str),

@@ -33,3 +33,144 @@ def test_three_types_all_succeed(stack, payload, make_input):
         assert f"runs/{run_id}/{name}" in keys
     assert out["report_uri"] == f"s3://{stack.bucket}/runs/{run_id}/report.html"
     assert len(stack.scenario.loadgen_runs) == 3
+
+
+NOTHING = {"models": [], "endpoint_configs": [], "endpoints": []}
+
+
+def failed_by_type(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["instance_type"]: f for f in out["failed_types"]}
+
+
+def test_one_fails_to_deploy_one_fails_smoke_test(stack, payload, make_input):
+    scenario = stack.scenario
+    scenario.endpoint_fails["ml.c5.xlarge"] = (
+        "The primary container for production variant AllTraffic did not pass the ping health "
+        "check."
+    )
+    scenario.model_error["ml.m5.xlarge"] = (500, "CUDA error: no kernel image is available")
+    scenario.capacity_rps["ml.g4dn.xlarge"] = 80
+    described = stack.run(make_input(*THREE_TYPES))
+    out = output_of(described)
+
+    assert stack.leftovers() == NOTHING
+    failed = failed_by_type(out)
+    assert set(failed) == {"ml.c5.xlarge", "ml.m5.xlarge"}
+    assert failed["ml.c5.xlarge"]["stage"] == "deploy"
+    assert "did not pass the ping health check" in failed["ml.c5.xlarge"]["reason"]
+    assert failed["ml.m5.xlarge"]["stage"] == "smoke_test"
+    assert "500" in failed["ml.m5.xlarge"]["reason"]
+    assert "CUDA error: no kernel image" in failed["ml.m5.xlarge"]["reason"]
+    assert "/aws/sagemaker/Endpoints/" in failed["ml.m5.xlarge"]["reason"]  # where the logs are
+    assert out["tested_types"] == ["ml.g4dn.xlarge"]
+    assert out["recommended"]["instance_type"] == "ml.g4dn.xlarge"
+    # Only the healthy type reached the load generator.
+    assert [r["RIGHTSIZER_INSTANCE_TYPE"] for r in scenario.loadgen_runs] == ["ml.g4dn.xlarge"]
+    # The report and the failed summaries tell the same story.
+    run = f"runs/{out['run_id']}"
+    for kind in ("ml.c5.xlarge", "ml.m5.xlarge"):
+        summary = stack.read_json(f"{run}/{kind}/summary.json")
+        assert summary["status"] == "failed"
+        assert summary["failed_stage"] == failed[kind]["stage"]
+    report = stack.s3.get_object(Bucket=stack.bucket, Key=f"{run}/report.html")["Body"].read()
+    assert b"ping health check" in report and b"CUDA error" in report
+    recommendation = stack.read_json(f"{run}/recommendation.json")
+    assert recommendation["recommended"]["instance_type"] == "ml.g4dn.xlarge"
+
+
+def test_invalid_input_fails_before_anything_is_created(stack, payload, make_input):
+    bad = make_input("ml.c5.xlarge", "ml.c5.xlarge", traffic={"min_rps": 50, "max_rps": 5})
+    described = stack.run(bad)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidInput"
+    cause = described["cause"]
+    assert "instance_types: listed more than once: ml.c5.xlarge" in cause
+    assert "traffic: min_rps (50.0) is above max_rps (5.0)" in cause
+    assert stack.leftovers() == NOTHING
+    assert stack.keys("runs/") == []  # not even input.json
+    assert stack.scenario.loadgen_runs == []
+    entered = [e["stateEnteredEventDetails"]["name"] for e in stack.history(
+        described["executionArn"]) if "stateEnteredEventDetails" in e]
+    assert "TestEachType" not in entered
+
+
+def test_input_that_only_runs_locally_is_rejected_with_the_field(stack, payload, make_input):
+    described = stack.run(make_input("ml.c5.xlarge", payloads=[
+        {"path": "examples/cat.jpg", "content_type": "image/jpeg"}]))
+    assert described["status"] == "FAILED" and described["error"] == "InvalidInput"
+    assert described["cause"].startswith("payloads[0].path: 'examples/cat.jpg' is a local file")
+    assert stack.leftovers() == NOTHING
+
+
+def test_all_types_fail_ends_failed_with_nothing_left(stack, payload, make_input):
+    scenario = stack.scenario
+    scenario.endpoint_fails["ml.c5.xlarge"] = "Image pull failed"
+    scenario.model_error["ml.m5.xlarge"] = (400, "unsupported content type image/jpeg")
+    scenario.loadgen_crash["ml.g4dn.xlarge"] = "Locust worker died"
+    described = stack.run(make_input(*THREE_TYPES))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "NoInstanceTypeSucceeded"
+    cause = described["cause"]
+    assert "ml.c5.xlarge (deploy)" in cause and "Image pull failed" in cause
+    assert "ml.m5.xlarge (smoke_test)" in cause and "unsupported content type" in cause
+    assert "ml.g4dn.xlarge (load_test)" in cause and "Locust worker died" in cause
+    assert "report.html" in cause
+    assert stack.leftovers() == NOTHING
+    run_keys = stack.keys("runs/")
+    assert any(k.endswith("/report.html") for k in run_keys)
+    assert sum(k.endswith("/summary.json") for k in run_keys) == 3
+
+
+def test_poll_loop_waits_for_in_service(stack, payload, make_input):
+    stack.scenario.creating_polls["ml.c5.xlarge"] = 3
+    out = output_of(stack.run(make_input("ml.c5.xlarge")))
+    assert out["tested_types"] == ["ml.c5.xlarge"]
+    assert max(stack.scenario.describe_calls.values()) == 3
+    assert stack.leftovers() == NOTHING
+
+
+def test_endpoint_never_in_service_is_bounded_and_deleted(stack, payload, make_input):
+    stack.scenario.creating_polls["ml.c5.xlarge"] = 10_000  # the harness's bound is 4 polls
+    stack.scenario.capacity_rps["ml.m5.xlarge"] = 30
+    out = output_of(stack.run(make_input("ml.c5.xlarge", "ml.m5.xlarge")))
+    failed = failed_by_type(out)
+    assert failed["ml.c5.xlarge"]["stage"] == "deploy"
+    assert "still Creating after 4 checks" in failed["ml.c5.xlarge"]["reason"]
+    assert stack.leftovers() == NOTHING
+
+
+def test_quota_error_on_endpoint_config_deletes_the_model(stack, payload, make_input):
+    stack.scenario.create_config_error["ml.p3.2xlarge"] = (
+        "The account-level service limit 'ml.p3.2xlarge for endpoint usage' is 0 Instances"
+    )
+    out = output_of(stack.run(make_input("ml.p3.2xlarge", "ml.c5.xlarge")))
+    failed = failed_by_type(out)
+    assert failed["ml.p3.2xlarge"]["stage"] == "deploy"
+    assert "service limit" in failed["ml.p3.2xlarge"]["reason"]
+    assert stack.leftovers() == NOTHING
+    assert out["cleanup_problems"] == []  # nothing to delete is not a cleanup problem
+
+
+def test_load_generator_exit_code_fails_the_item_with_its_reason(stack, payload, make_input):
+    stack.scenario.loadgen_crash["ml.c5.xlarge"] = "the endpoint throttled every request"
+    out = output_of(stack.run(make_input("ml.c5.xlarge", "ml.m5.xlarge")))
+    failed = failed_by_type(out)
+    assert failed["ml.c5.xlarge"]["stage"] == "load_test"
+    reason = failed["ml.c5.xlarge"]["reason"]
+    assert "the endpoint throttled every request" in reason  # the container's own words
+    assert "exit code 1" in reason  # and what ECS said
+    assert stack.leftovers() == NOTHING
+
+
+def test_existing_model_is_used_and_never_deleted(stack, payload, make_input):
+    stack.sagemaker.create_model(
+        ModelName="my-resnet", ExecutionRoleArn="arn:aws:iam::123456789012:role/mine",
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/resnet:1"},
+    )
+    out = output_of(stack.run(make_input("ml.c5.xlarge", model={"kind": "existing",
+                                                                "name": "my-resnet"})))
+    assert out["tested_types"] == ["ml.c5.xlarge"]
+    assert stack.leftovers() == {"models": ["my-resnet"], "endpoint_configs": [],
+                                 "endpoints": []}
