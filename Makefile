@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+MODEL := examples/local/digits/model.joblib
+
+# Trained from the digits data that ships with scikit-learn: nothing is downloaded.
+$(MODEL): $(STAMP) examples/local/digits/train.py
+	$(PY) examples/local/digits/train.py
+
+demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/rightsizer run examples/local/digits-input.json
 
 test: $(STAMP)

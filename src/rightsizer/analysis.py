@@ -79,8 +79,12 @@ def judge_step(
     completed_at = requests.started + requests.latency_ms / 1000.0
     done_in_window = requests.ok & (completed_at >= window_start) & (completed_at < window_end)
     achieved = float(done_in_window.sum()) / width
-    offered = float(((requests.scheduled >= window_start) & (requests.scheduled < window_end)).sum()
-                    + lost) / width
+    offered = (
+        float(
+            ((requests.scheduled >= window_start) & (requests.scheduled < window_end)).sum() + lost
+        )
+        / width
+    )
     # Sends that left late (the generator was busy) make the offered rate a fiction.
     late = (in_window.started - in_window.scheduled) > 0.05 + 1.0 / max(target_rps, 1e-9)
     late_share = float(late.mean()) if answered else 0.0
@@ -104,15 +108,15 @@ def judge_step(
         reasons.append(f"{lost} requests still unanswered when the step ended")
     busiest = max(worker_cpu, default=0.0)
     expected_sends = target_rps * step_seconds
-    could_not_offer = (
-        sent_total < (1 - KEEP_UP_TOLERANCE) * expected_sends or late_share > 0.05
-    )
+    could_not_offer = sent_total < (1 - KEEP_UP_TOLERANCE) * expected_sends or late_share > 0.05
     if could_not_offer:
         reasons.append(
             f"load generator could not offer {target_rps:.1f} rps "
             f"({late_share:.0%} of requests left late, busiest process at {busiest:.0%} CPU)"
         )
-    elif (target_rps - achieved) * width > max(KEEP_UP_TOLERANCE * target_rps * width, KEEP_UP_SLACK):
+    elif (target_rps - achieved) * width > max(
+        KEEP_UP_TOLERANCE * target_rps * width, KEEP_UP_SLACK
+    ):
         reasons.append(f"endpoint kept up with only {achieved:.1f} of {target_rps:.1f} rps")
     if answered == 0 and not lost:
         reasons.append("no requests in the measurement window")

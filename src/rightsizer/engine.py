@@ -43,8 +43,13 @@ def find_max_rate(
     instance_type: str = "",
     instance_count: int = 1,
     progress: Progress | None = None,
+    should_stop: Callable[[], str | None] | None = None,
 ) -> TypeSummary:
-    """Measure ``target`` and write ``out_dir/summary.json`` (+ Locust's CSVs)."""
+    """Measure ``target`` and write ``out_dir/summary.json`` (+ Locust's CSVs).
+
+    ``should_stop`` is asked before each step; a reason (interrupted, the endpoint died) ends
+    the search and marks the type failed with that reason, keeping the steps measured so far.
+    """
     say = progress or (lambda _message: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +84,7 @@ def find_max_rate(
                 _legacy(generator, objective, load, summary, say)
             else:
                 sequential_rps = 1000.0 / float(ok_latency.tail(10).median())
-                _search(generator, objective, load, summary, sequential_rps, say)
+                _search(generator, objective, load, summary, sequential_rps, say, should_stop)
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
@@ -99,6 +104,7 @@ def _search(
     summary: TypeSummary,
     sequential_rps: float,
     say: Progress,
+    should_stop: Callable[[], str | None] | None,
 ) -> None:
     settings = SearchSettings(
         start_rps=auto_start_rps(load, sequential_rps),
@@ -110,7 +116,11 @@ def _search(
     history: list[Probe] = []
     bottleneck: Bottleneck = "endpoint"
     began = time.monotonic()
+    stopped_by = None
     while True:
+        stopped_by = should_stop() if should_stop else None
+        if stopped_by:
+            break
         decision = next_rate(history, settings)
         if decision.next_rps is None:
             summary.notes.append(f"search stopped: {decision.stop_reason}")
@@ -121,7 +131,9 @@ def _search(
             summary.notes.append(f"search stopped at the step bound max_steps={load.max_steps}")
             break
         if time.monotonic() - began + load.step_seconds > load.max_seconds:
-            summary.notes.append(f"search stopped at the time bound max_seconds={load.max_seconds:g}")
+            summary.notes.append(
+                f"search stopped at the time bound max_seconds={load.max_seconds:g}"
+            )
             break
         rate = decision.next_rps
         say(f"step {len(history) + 1}: offering {rate:.1f} rps for {load.step_seconds:g} s")
@@ -151,12 +163,18 @@ def _search(
             )
             break
         if not step.passed and len(samples.unanswered):
-            time.sleep(min(MAX_COOL_DOWN_SECONDS, len(samples.unanswered) / max(step.achieved_rps, 1)))
+            time.sleep(
+                min(MAX_COOL_DOWN_SECONDS, len(samples.unanswered) / max(step.achieved_rps, 1))
+            )
+    # An endpoint that died during the last step made that step fail: do not trust it.
+    stopped_by = stopped_by or (should_stop() if should_stop else None)
     summary.load_seconds = round(time.monotonic() - began, 1)
     summary.max_sustainable_rps = round(best_rate(history), 3)
     summary.bottleneck = bottleneck
     best = _best_step(summary.steps)
-    if best is None:
+    if stopped_by:
+        summary.status, summary.failed_stage, summary.reason = "failed", "load_test", stopped_by
+    elif best is None:
         summary.status, summary.failed_stage = "failed", "load_test"
         first = summary.steps[0] if summary.steps else None
         summary.reason = (
@@ -165,8 +183,8 @@ def _search(
             if first
             else "no step could be run within the bounds"
         )
-        return
-    summary.p50_ms, summary.p95_ms, summary.p99_ms = best.p50_ms, best.p95_ms, best.p99_ms
+    if best is not None:
+        summary.p50_ms, summary.p95_ms, summary.p99_ms = best.p50_ms, best.p95_ms, best.p99_ms
 
 
 def _best_step(steps: list[StepResult]) -> StepResult | None:

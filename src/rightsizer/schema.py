@@ -24,7 +24,9 @@ from pydantic import (
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_INSTANCE_TYPES = 20
 
-SAGEMAKER_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+[a-z0-9-]*\.[0-9]*(x?large|medium|small|micro|metal)$")
+SAGEMAKER_INSTANCE_TYPE = re.compile(
+    r"^ml\.[a-z0-9]+[a-z0-9-]*\.[0-9]*(x?large|medium|small|micro|metal)$"
+)
 # Local "instance types" are resource profiles: local.<N>cpu = N server workers on N cores.
 LOCAL_INSTANCE_TYPE = re.compile(r"^local\.(?P<cpus>[1-9][0-9]*)cpu$")
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<key>.*))?$")
@@ -90,7 +92,9 @@ class ImageModel(StrictModel):
     @classmethod
     def _image(cls, v: str) -> str:
         if not IMAGE_URI.match(v):
-            raise ValueError("must be an image URI such as <account>.dkr.ecr.<region>.amazonaws.com/name:tag")
+            raise ValueError(
+                "must be an image URI such as <account>.dkr.ecr.<region>.amazonaws.com/name:tag"
+            )
         return v
 
     @field_validator("model_data_url")
@@ -170,7 +174,9 @@ class Payload(StrictModel):
     @model_validator(mode="after")
     def _one_source(self) -> Payload:
         if (self.path is None) == (self.body is None):
-            raise ValueError("give exactly one of 'path' (a file or s3:// URI) or 'body' (inline text)")
+            raise ValueError(
+                "give exactly one of 'path' (a file or s3:// URI) or 'body' (inline text)"
+            )
         if self.body is not None and len(self.body.encode()) > MAX_PAYLOAD_BYTES:
             raise ValueError("inline body is over SageMaker's 6 MB invoke limit")
         return self
@@ -217,7 +223,9 @@ class LoadSettings(StrictModel):
         "linear user ramp, kept for comparison.",
     )
     start_rps: float | None = Field(
-        None, gt=0, le=1_000_000,
+        None,
+        gt=0,
+        le=1_000_000,
         description="First offered rate; default: half what one sequential client reaches.",
     )
     growth_factor: float = Field(2.0, gt=1.05, le=10)
@@ -244,8 +252,11 @@ class LoadSettings(StrictModel):
 class BenchmarkInput(StrictModel):
     """Everything one benchmark needs. The same JSON runs locally and on AWS."""
 
-    name: str = Field("rightsize", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$",
-                      description="Label used in run ids and resource names.")
+    name: str = Field(
+        "rightsize",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$",
+        description="Label used in run ids and resource names.",
+    )
     model: Model
     instance_types: list[InstanceTypeEntry] = Field(min_length=1, max_length=MAX_INSTANCE_TYPES)
     payloads: list[Payload] = Field(min_length=1, max_length=20)
@@ -330,9 +341,12 @@ def format_errors(error: ValidationError) -> str:
     """One line per problem: ``field.path: what is wrong and what is allowed``."""
     lines = []
     for err in error.errors():
-        where = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
-        ).lstrip(".") or "(input)"
+        where = (
+            "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
+            ).lstrip(".")
+            or "(input)"
+        )
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field: remove it or check its spelling (see `rightsizer schema`)"

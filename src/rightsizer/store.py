@@ -1,9 +1,9 @@
 """The results layout, on a local folder or on S3 (the same keys on both).
 
-    runs/<run_id>/input.json
-    runs/<run_id>/<instance_type>/summary.json   (+ Locust's CSVs beside it)
-    runs/<run_id>/recommendation.json
-    runs/<run_id>/report.html
+runs/<run_id>/input.json
+runs/<run_id>/<instance_type>/summary.json   (+ Locust's CSVs beside it)
+runs/<run_id>/recommendation.json
+runs/<run_id>/report.html
 """
 
 from __future__ import annotations

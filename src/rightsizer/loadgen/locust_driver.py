@@ -116,7 +116,9 @@ class Driver:
             "network_timeout": config.request_timeout,
             "connection_timeout": config.request_timeout,
         }
-        self.open_cls = type("OpenLoopUser", (OpenLoopUser,), {**attrs, "concurrency": MAX_CONNECTIONS})
+        self.open_cls = type(
+            "OpenLoopUser", (OpenLoopUser,), {**attrs, "concurrency": MAX_CONNECTIONS}
+        )
         self.legacy_cls = type("LegacyUser", (LegacyUser,), attrs)
         self.env = Environment(user_classes=[self.open_cls, self.legacy_cls])
         self.env.events.request.add_listener(_record)
@@ -247,7 +249,10 @@ class Driver:
             if total.num_requests and total.fail_ratio > failure_ratio:
                 stopped_by = "cumulative failure ratio"
                 break
-            if self.runner.user_count >= max_users and time.time() - started > max_users / spawn_rate + 10:
+            if (
+                self.runner.user_count >= max_users
+                and time.time() - started > max_users / spawn_rate + 10
+            ):
                 stopped_by = "all users running"
                 break
         reported = self.env.stats.total.current_rps

@@ -7,6 +7,7 @@ Commands are dicts with an ``op``: ``warm``, ``step``, ``legacy`` or ``stop``.
 
 from __future__ import annotations
 
+import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -26,6 +27,8 @@ class WorkerConfig:
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from rightsizer.loadgen.locust_driver import Driver  # patches with gevent
 

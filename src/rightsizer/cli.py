@@ -1,0 +1,258 @@
+"""``rightsizer``: validate | schema | run | loadtest | report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rightsizer.payloads import PayloadError, load_payloads
+from rightsizer.schema import BenchmarkInput, format_errors
+
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+class InputError(ValueError):
+    """A bad input file; the message names the field and the fix."""
+
+
+def load_input(path: Path) -> BenchmarkInput:
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
+    try:
+        return BenchmarkInput.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(f"{path} is not a valid input:\n{format_errors(exc)}") from exc
+
+
+def check_input(path: Path) -> BenchmarkInput:
+    """Everything that can be checked offline: schema, payload files, prices."""
+    from rightsizer.pricing import resolve_prices
+
+    benchmark = load_input(path)
+    try:
+        if benchmark.model.kind in ("local", "synthetic"):
+            load_payloads(benchmark.payloads, path.parent)
+        resolve_prices(benchmark)
+    except (PayloadError, ValueError) as exc:
+        raise InputError(f"{path} is not a valid input:\n{exc}") from exc
+    return benchmark
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    benchmark = check_input(args.file)
+    types = ", ".join(s.instance_type for s in benchmark.specs)
+    print(f"{args.file}: valid. {len(benchmark.specs)} instance types: {types}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(BenchmarkInput.model_json_schema(), indent=2))
+    return 0
+
+
+class ProgressPrinter:
+    """One line per event, prefixed with the instance type and the elapsed time."""
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, instance_type: str, message: str) -> None:
+        elapsed = time.monotonic() - self.began
+        with self.lock:
+            print(f"[{elapsed:6.0f}s] {instance_type:>12}  {message}", flush=True)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rightsizer.pipeline import run_benchmark
+
+    benchmark = check_input(args.file)
+    if args.results:
+        benchmark = benchmark.model_copy(update={"results": args.results})
+    # SIGTERM (e.g. from a container runtime) cleans up exactly like Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    print(
+        f"right-sizing {benchmark.name}: {len(benchmark.specs)} instance types, "
+        f"traffic {benchmark.traffic.min_rps:g}-{benchmark.traffic.max_rps:g} rps"
+    )
+    outcome = run_benchmark(benchmark, args.file.parent, progress=ProgressPrinter())
+    print()
+    print(format_recommendation(outcome.recommendation))
+    print(f"\nreport:  {outcome.store.uri('report.html')}")
+    print(f"results: {outcome.store.uri()}")
+    if outcome.interrupted:
+        print("interrupted: the results above cover only the types that finished")
+        return EXIT_INTERRUPTED
+    return 0 if outcome.recommendation.recommended else 1
+
+
+def format_recommendation(recommendation: Any) -> str:
+    rows = [("type", "status", "rps/inst", "inst min-max", "$/h min-max", "$/M inf", "p99 ms")]
+    for option in recommendation.options:
+        if option.status == "viable":
+            lower = "≥" if option.capacity_is_lower_bound else ""
+            rows.append(
+                (
+                    option.instance_type,
+                    f"#{option.rank}",
+                    f"{lower}{option.capacity_per_instance:.1f}",
+                    f"{option.instances_at_min}-{option.instances_at_max}",
+                    f"{option.cost_per_hour_at_min:.3f}-{option.cost_per_hour_at_max:.3f}",
+                    f"{option.cost_per_million_inferences:.3f}",
+                    f"{option.p99_ms:.0f}" if option.p99_ms is not None else "-",
+                )
+            )
+        else:
+            rows.append((option.instance_type, "not viable", "-", "-", "-", "-", "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n\n" + recommendation.explanation
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rightsizer.pipeline import rebuild_report
+
+    try:
+        outcome = rebuild_report(args.run_dir, args.min_rps, args.max_rps)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc
+    except ValidationError as exc:
+        raise InputError(f"--min-rps/--max-rps:\n{format_errors(exc)}") from exc
+    print(format_recommendation(outcome.recommendation))
+    print(f"\nreport: {outcome.store.uri('report.html')}")
+    return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from rightsizer.engine import find_max_rate
+    from rightsizer.loadgen.target import HttpTarget
+    from rightsizer.schema import LoadSettings, Objective, Payload
+
+    try:
+        objective = Objective(
+            max_failure_rate=args.max_failure_rate,
+            latency_percentile=args.latency_percentile,
+            max_latency_ms=args.max_latency_ms,
+        )
+        settings = {
+            "step_seconds": args.step_seconds,
+            "warmup_seconds": args.warmup_seconds,
+            "max_rps": args.max_rps,
+            "start_rps": args.start_rps,
+            "processes": args.processes,
+            "method": args.method,
+            "precision": args.precision,
+        }
+        load = LoadSettings(**{k: v for k, v in settings.items() if v is not None})
+        payloads = load_payloads(
+            [Payload(path=str(args.payload), content_type=args.content_type, accept=args.accept)]
+        )
+    except ValidationError as exc:
+        raise InputError(format_errors(exc)) from exc
+    except PayloadError as exc:
+        raise InputError(str(exc).replace("payloads[0].path", "--payload")) from exc
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    printer = ProgressPrinter()
+    summary = find_max_rate(
+        HttpTarget(args.url.rstrip("/")),
+        payloads,
+        objective,
+        load,
+        args.out,
+        instance_type="endpoint",
+        progress=lambda message: printer("loadtest", message),
+    )
+    print(
+        json.dumps(
+            {
+                "max_sustainable_rps": summary.max_sustainable_rps,
+                "bottleneck": summary.bottleneck,
+                "status": summary.status,
+                "reason": summary.reason,
+            },
+            indent=2,
+        )
+    )
+    print(f"summary: {args.out / 'summary.json'}")
+    return 0 if summary.status == "succeeded" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rightsizer",
+        description="Find the cheapest SageMaker real-time endpoint for a load and latency.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check an input file offline")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the input's JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("run", help="right-size on local endpoints (the whole job)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--results", help="override the input's results folder")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="rebuild recommendation and report from a run folder")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--min-rps", type=float)
+    p.add_argument("--max-rps", type=float)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("loadtest", help="find one endpoint's maximum sustainable rate")
+    p.add_argument("--url", required=True, help="base URL of a server with POST /invocations")
+    p.add_argument("--payload", type=Path, required=True)
+    p.add_argument("--content-type", required=True)
+    p.add_argument("--accept")
+    p.add_argument("--max-failure-rate", type=float, default=0.01)
+    p.add_argument("--latency-percentile", type=float)
+    p.add_argument("--max-latency-ms", type=float)
+    p.add_argument("--step-seconds", type=float)
+    p.add_argument("--warmup-seconds", type=float)
+    p.add_argument("--start-rps", type=float)
+    p.add_argument("--max-rps", type=float)
+    p.add_argument("--precision", type=float)
+    p.add_argument("--processes", type=int)
+    p.add_argument("--method", choices=["search", "legacy"])
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_loadtest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The whole job on one machine: local endpoints stand in for SageMaker, a folder for S3.
+
+Per instance type (several at once when ``concurrency`` > 1):
+deploy -> wait until ready -> smoke test -> load search -> results written -> endpoint deleted.
+The endpoint is deleted on every path (errors, Ctrl-C, SIGTERM); a failing type is recorded
+with its stage and reason and the others go on. The Step Functions state machine runs the
+same stages on AWS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from rightsizer.endpoints.local import DeployError, LocalEndpoint, stop_all
+from rightsizer.engine import find_max_rate
+from rightsizer.loadgen.target import HttpTarget
+from rightsizer.payloads import LoadedPayload, load_payloads
+from rightsizer.pricing import resolve_prices
+from rightsizer.recommend import Recommendation, recommend_for_input
+from rightsizer.report import render_report
+from rightsizer.schema import BenchmarkInput, InstanceTypeSpec
+from rightsizer.store import (
+    INPUT,
+    RECOMMENDATION,
+    REPORT,
+    LocalRunStore,
+    RunStore,
+    new_run_id,
+    open_store,
+    read_summaries,
+    write_json,
+    write_summary,
+)
+from rightsizer.summary import TypeSummary
+
+Progress = Callable[[str, str], None]
+DEPLOY_TIMEOUT_SECONDS = 180.0
+SMOKE_TIMEOUT_SECONDS = 60.0
+
+
+class Interrupted(Exception):
+    """The run was stopped by Ctrl-C or SIGTERM; what finished is stored."""
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    store: RunStore
+    recommendation: Recommendation
+    summaries: list[TypeSummary]
+    interrupted: bool = False
+
+
+@dataclass
+class RunContext:
+    benchmark: BenchmarkInput
+    base_dir: Path
+    payloads: list[LoadedPayload]
+    store: RunStore
+    progress: Progress
+    stop: threading.Event
+
+
+def run_benchmark(
+    benchmark: BenchmarkInput,
+    base_dir: Path,
+    *,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Run every instance type of ``benchmark``, then recommend and report.
+
+    Everything that can be checked (payloads, prices) is checked before any endpoint starts.
+    """
+    payloads = load_payloads(benchmark.payloads, base_dir)
+    prices = resolve_prices(benchmark)
+    run_id = run_id or new_run_id(benchmark.name)
+    store = open_store(benchmark.results, run_id)
+    write_json(store, INPUT, benchmark.model_dump(mode="json"))
+    context = RunContext(
+        benchmark, base_dir, payloads, store, progress or (lambda _t, _m: None), threading.Event()
+    )
+    summaries: dict[str, TypeSummary] = {}
+    interrupted = False
+    with ThreadPoolExecutor(max_workers=benchmark.concurrency, thread_name_prefix="type") as pool:
+        futures: dict[Future[TypeSummary], InstanceTypeSpec] = {
+            pool.submit(benchmark_type, spec, context): spec for spec in benchmark.specs
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                # A timeout keeps the main thread responsive to Ctrl-C.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    summary = future.result()
+                    summaries[summary.instance_type] = summary
+        except KeyboardInterrupt:
+            interrupted = True
+            context.stop.set()
+            stop_all()  # endpoints first: they cost money (on AWS) and hold the cores
+            for future in futures:
+                if future.cancel():
+                    continue
+                summary = future.result()
+                summaries[summary.instance_type] = summary
+    ordered = [summaries[s.instance_type] for s in benchmark.specs if s.instance_type in summaries]
+    recommendation = build_report(store, benchmark, ordered, prices)
+    return RunOutcome(run_id, store, recommendation, ordered, interrupted)
+
+
+def build_report(
+    store: RunStore,
+    benchmark: BenchmarkInput,
+    summaries: list[TypeSummary],
+    prices: dict[str, float],
+) -> Recommendation:
+    recommendation = recommend_for_input(benchmark, summaries, prices)
+    write_json(store, RECOMMENDATION, recommendation.model_dump(mode="json"))
+    html = render_report(recommendation, summaries, benchmark, store.run_id)
+    store.write_bytes(REPORT, html.encode(), "text/html")
+    return recommendation
+
+
+def rebuild_report(
+    run_dir: Path, min_rps: float | None = None, max_rps: float | None = None
+) -> RunOutcome:
+    """Recommendation and report from stored results, for other traffic figures; no load."""
+    store = LocalRunStore.open(run_dir)
+    raw = json.loads(store.read_bytes(INPUT))
+    traffic = raw["traffic"]
+    traffic["min_rps"] = min_rps if min_rps is not None else traffic["min_rps"]
+    traffic["max_rps"] = max_rps if max_rps is not None else traffic["max_rps"]
+    benchmark = BenchmarkInput.model_validate(raw)
+    summaries = read_summaries(store)
+    recommendation = build_report(store, benchmark, summaries, resolve_prices(benchmark))
+    return RunOutcome(store.run_id, store, recommendation, summaries)
+
+
+def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
+    """One instance type, start to finish. Never raises: failures become failed summaries."""
+    name = spec.instance_type
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    local_dir = isinstance(context.store, LocalRunStore)
+    out_dir = context.store.path / name if local_dir else Path(tempfile.mkdtemp(prefix=name))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = LocalEndpoint(
+        context.benchmark.model,
+        spec,
+        model_root=context.base_dir,
+        log_dir=out_dir,
+        request_timeout_s=context.benchmark.load.request_timeout_seconds,
+    )
+
+    def failed(stage: str, reason: str) -> TypeSummary:
+        return TypeSummary(
+            instance_type=name,
+            instance_count=spec.count,
+            status="failed",
+            failed_stage=stage,
+            reason=reason,
+            method=context.benchmark.load.method,
+            started_at=started,
+        )
+
+    def say(message: str) -> None:
+        context.progress(name, message)
+
+    def stop_reason() -> str | None:
+        if context.stop.is_set():
+            return "interrupted (Ctrl-C or SIGTERM)"
+        if not endpoint.is_alive():
+            return "the endpoint process exited during the load test:\n" + endpoint.output_tail()
+        return None
+
+    try:
+        if context.stop.is_set():
+            summary = failed("deploy", "interrupted before it started")
+        else:
+            say("deploying")
+            endpoint.deploy(DEPLOY_TIMEOUT_SECONDS)
+            say(f"ready at {endpoint.url}; smoke test")
+            problem = smoke_test(endpoint.url, context.payloads)
+            if problem:
+                summary = failed("smoke_test", problem)
+            else:
+                summary = find_max_rate(
+                    HttpTarget(endpoint.url),
+                    context.payloads,
+                    context.benchmark.objective,
+                    context.benchmark.load,
+                    out_dir,
+                    instance_type=name,
+                    instance_count=spec.count,
+                    progress=say,
+                    should_stop=stop_reason,
+                )
+    except DeployError as exc:
+        summary = failed("deploy", str(exc))
+    except Exception as exc:
+        summary = failed("load_test", stop_reason() or f"{type(exc).__name__}: {exc}")
+    finally:
+        endpoint.delete()
+    summary.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    write_summary(context.store, summary)
+    if not local_dir:
+        for path in sorted(out_dir.iterdir()):
+            if path.name != "summary.json":
+                context.store.write_bytes(f"{name}/{path.name}", path.read_bytes())
+        shutil.rmtree(out_dir, ignore_errors=True)
+    say(_verdict(summary))
+    return summary
+
+
+def _verdict(summary: TypeSummary) -> str:
+    if summary.status == "failed":
+        return f"FAILED at {summary.failed_stage}: {summary.reason}"
+    return (
+        f"done: {summary.max_sustainable_rps:.1f} rps sustainable "
+        f"(bottleneck: {summary.bottleneck}, {summary.load_seconds:.0f} s of load)"
+    )
+
+
+def smoke_test(url: str, payloads: list[LoadedPayload]) -> str | None:
+    """Each sample payload must get a 2xx answer with a body; returns the problem, if any."""
+    parts = urlsplit(url)
+    for index, payload in enumerate(payloads):
+        connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=SMOKE_TIMEOUT_SECONDS
+        )
+        try:
+            headers = {"Content-Type": payload.content_type, "Accept": payload.accept or "*/*"}
+            connection.request("POST", "/invocations", body=payload.body, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return f"payloads[{index}]: no answer from the endpoint ({exc})"
+        finally:
+            connection.close()
+        if not 200 <= response.status < 300:
+            text = body[:1000].decode(errors="replace")
+            return f"payloads[{index}]: the endpoint answered HTTP {response.status}: {text}"
+        if not body:
+            return f"payloads[{index}]: the endpoint answered with an empty body"
+    return None
