@@ -45,7 +45,7 @@ class StrictModel(BaseModel):
 
 
 class LocalModel(StrictModel):
-    """A folder holding an ``inference.py`` (model_fn/input_fn/predict_fn/output_fn) and its files."""
+    """A folder with an ``inference.py`` (model_fn/input_fn/predict_fn/output_fn) and its files."""
 
     kind: Literal["local"] = "local"
     path: str = Field(description="Folder with inference.py, relative to the input file.")
