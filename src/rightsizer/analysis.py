@@ -5,8 +5,8 @@ A step is judged on its own window, the warm-up at its start discarded:
   the step fails when we are 95% sure the true failure rate is above the objective (Wilson
   lower bound), so a background of rare errors does not stop the search by bad luck;
 - latency: the objective's percentile of successful requests sent in the window;
-- throughput: successful responses *completed* in the window per second must keep up with
-  the offered rate. An overloaded server that still answers everything, only later and
+- throughput: responses *completed* in the window per second must keep up with the
+  offered rate. An overloaded server that still answers everything, only later and
   later, fails here even though nothing has failed yet;
 - the load generator: if it sent fewer requests than scheduled, the step proves nothing
   about the endpoint and the search stops, blaming the generator.
@@ -77,8 +77,11 @@ def judge_step(
     ok_latency = in_window.latency_ms[in_window.ok]
 
     completed_at = requests.started + requests.latency_ms / 1000.0
-    done_in_window = requests.ok & (completed_at >= window_start) & (completed_at < window_end)
-    achieved = float(done_in_window.sum()) / width
+    done_in_window = (completed_at >= window_start) & (completed_at < window_end)
+    # Keeping up is about answering at all (errors have their own criterion); the capacity
+    # estimate the search uses is the rate of successful answers.
+    answered_rps = float(done_in_window.sum()) / width
+    achieved = float((done_in_window & requests.ok).sum()) / width
     offered = (
         float(
             ((requests.scheduled >= window_start) & (requests.scheduled < window_end)).sum() + lost
@@ -114,10 +117,10 @@ def judge_step(
             f"load generator could not offer {target_rps:.1f} rps "
             f"({late_share:.0%} of requests left late, busiest process at {busiest:.0%} CPU)"
         )
-    elif (target_rps - achieved) * width > max(
+    elif (target_rps - answered_rps) * width > max(
         KEEP_UP_TOLERANCE * target_rps * width, KEEP_UP_SLACK
     ):
-        reasons.append(f"endpoint kept up with only {achieved:.1f} of {target_rps:.1f} rps")
+        reasons.append(f"endpoint kept up with only {answered_rps:.1f} of {target_rps:.1f} rps")
     if answered == 0 and not lost:
         reasons.append("no requests in the measurement window")
     # A saturated generator also reads responses late, inflating latency and deflating the

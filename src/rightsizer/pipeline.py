@@ -182,17 +182,20 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
             return "the endpoint process exited during the load test:\n" + endpoint.output_tail()
         return None
 
+    stage = "deploy"
     try:
         if context.stop.is_set():
-            summary = failed("deploy", "interrupted before it started")
+            summary = failed(stage, "interrupted before it started")
         else:
             say("deploying")
             endpoint.deploy(DEPLOY_TIMEOUT_SECONDS)
+            stage = "smoke_test"
             say(f"ready at {endpoint.url}; smoke test")
             problem = smoke_test(endpoint.url, context.payloads)
             if problem:
-                summary = failed("smoke_test", problem)
+                summary = failed(stage, problem)
             else:
+                stage = "load_test"
                 summary = find_max_rate(
                     HttpTarget(endpoint.url),
                     context.payloads,
@@ -204,10 +207,13 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
                     progress=say,
                     should_stop=stop_reason,
                 )
-    except DeployError as exc:
-        summary = failed("deploy", str(exc))
     except Exception as exc:
-        summary = failed("load_test", stop_reason() or f"{type(exc).__name__}: {exc}")
+        # When the endpoint died or the user interrupted, that is the real cause.
+        cause = stop_reason() if stage == "load_test" else None
+        summary = failed(
+            stage,
+            cause or (str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"),
+        )
     finally:
         endpoint.delete()
     summary.finished_at = datetime.now(UTC).isoformat(timespec="seconds")

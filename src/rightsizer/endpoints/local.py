@@ -208,7 +208,7 @@ class LocalEndpoint:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115
         else:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_dir / f"endpoint-{self.spec.instance_type}.log", "ab")  # noqa: SIM115
+            self._log = open(self.log_dir / f"endpoint-{self.spec.instance_type}.log", "a+b")  # noqa: SIM115
         return self._log
 
     def _start(self, port: int) -> None:
