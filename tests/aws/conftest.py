@@ -63,10 +63,6 @@ def substitute(text: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-def asl_placeholders() -> set[str]:
-    return set(PLACEHOLDER.findall(ASL_PATH.read_text()))
-
-
 # --- the Lambda handlers, in-process ------------------------------------------------------------
 
 
@@ -104,6 +100,12 @@ def call_handler(directory: str, event: dict[str, Any]) -> Any:
     handler = load_handler(directory)
     result = handler(json.loads(json.dumps(event)), FakeLambdaContext(directory))
     return json.loads(json.dumps(result))
+
+
+@pytest.fixture
+def call() -> Callable[[str, dict[str, Any]], Any]:
+    """``call("validate", event)``: a handler under functions/, called as Lambda calls it."""
+    return call_handler
 
 
 # --- the environment every test in tests/aws gets -----------------------------------------------

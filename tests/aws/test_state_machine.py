@@ -97,9 +97,18 @@ def test_invalid_input_fails_before_anything_is_created(stack, payload, make_inp
 
 def test_input_that_only_runs_locally_is_rejected_with_the_field(stack, payload, make_input):
     described = stack.run(make_input("ml.c5.xlarge", payloads=[
-        {"path": "examples/cat.jpg", "content_type": "image/jpeg"}]))
+        {"path": "/home/me/cat.jpg", "content_type": "image/jpeg"}]))
     assert described["status"] == "FAILED" and described["error"] == "InvalidInput"
-    assert described["cause"].startswith("payloads[0].path: 'examples/cat.jpg' is a local file")
+    assert described["cause"].startswith("payloads[0].path: '/home/me/cat.jpg' is a file on")
+    assert stack.leftovers() == NOTHING
+
+
+def test_missing_payload_is_rejected_before_anything_is_created(stack, payload, make_input):
+    described = stack.run(make_input("ml.c5.xlarge", payloads=[
+        {"path": "payloads/missing.jpg", "content_type": "image/jpeg"}]))
+    assert described["status"] == "FAILED" and described["error"] == "InvalidInput"
+    assert f"payloads[0].path: cannot read s3://{stack.bucket}/payloads/missing.jpg" in (
+        described["cause"])
     assert stack.leftovers() == NOTHING
 
 

@@ -65,8 +65,9 @@ def plan_run(
     results_uri = f"s3://{settings.results_bucket}"
     store = S3RunStore(results_uri, run_id, s3)
 
+    payloads = payloads_on_s3(bench, settings.results_bucket)
     try:
-        loaded = load_payloads(list(bench.payloads), s3_client=s3)
+        loaded = load_payloads(payloads, s3_client=s3)
     except PayloadError as exc:
         raise InvalidInput(str(exc)) from None
 
@@ -84,7 +85,7 @@ def plan_run(
     # Everything checked: now write. input.json is the input as validated (defaults filled in).
     write_json(store, INPUT, bench.model_dump(mode="json"))
     payload_refs = []
-    for index, (spec, body) in enumerate(zip(bench.payloads, loaded, strict=True)):
+    for index, (spec, body) in enumerate(zip(payloads, loaded, strict=True)):
         key = f"payloads/{index}"
         uri = store.write_bytes(key, body.body, spec.content_type)
         payload_refs.append(spec.model_copy(update={"path": uri, "body": None}))
@@ -166,12 +167,30 @@ def aws_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
                 f"s3://{settings.results_bucket}; remove 'results' from the input"
             )
     for index, payload in enumerate(bench.payloads):
-        if payload.path is not None and not S3_URI.match(payload.path):
+        path = payload.path
+        if path is None or S3_URI.match(path):
+            continue
+        if path.startswith(("/", "~")) or ".." in path.split("/") or "://" in path:
+            name = path.split("/")[-1]
             problems.append(
-                f"payloads[{index}].path: {payload.path!r} is a local file; on AWS give an "
-                "s3:// URI (e.g. upload it to s3://<results bucket>/payloads/) or an inline body"
+                f"payloads[{index}].path: {path!r} is a file on your machine; on AWS give an "
+                f"s3:// URI, or a key in the results bucket such as 'payloads/{name}' "
+                f"(upload it to s3://{settings.results_bucket}/payloads/)"
             )
     return problems
+
+
+def payloads_on_s3(bench: BenchmarkInput, bucket: str) -> list[Payload]:
+    """On AWS a relative payload path is a key in the results bucket.
+
+    So one input file works both ways: locally ``payloads/sample.jpg`` is read beside the input
+    file, on AWS from ``s3://<results bucket>/payloads/sample.jpg``.
+    """
+    return [
+        p.model_copy(update={"path": f"s3://{bucket}/{p.path}"})
+        if p.path is not None and not S3_URI.match(p.path) else p
+        for p in bench.payloads
+    ]
 
 
 def _prices(bench: BenchmarkInput, settings: Settings, source: Any) -> dict[str, float]:

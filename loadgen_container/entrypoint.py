@@ -1,0 +1,14 @@
+"""The Fargate load generator's entrypoint (logic in rightsizer.aws.loadgen_task).
+
+Parameters come from environment variables set by the state machine's ContainerOverrides
+(RIGHTSIZER_ENDPOINT_NAME, RIGHTSIZER_PAYLOADS, RIGHTSIZER_OBJECTIVE, RIGHTSIZER_LOAD, ...) and by
+the task definition (RIGHTSIZER_PROCESSES = the task's vCPUs). Exit code 0 after a measurement,
+non-zero on failure so that ecs:runTask.sync fails the item.
+"""
+
+import sys
+
+from rightsizer.aws.loadgen_task import main
+
+if __name__ == "__main__":
+    sys.exit(main())

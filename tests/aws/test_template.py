@@ -1,0 +1,236 @@
+"""template.yaml and the ASL: linters, and the rules a later change must not widen silently.
+
+The linters run offline: statelint (the ASL), cfn-lint and ``sam validate --lint`` (the template,
+SAM's translator included), checkov (security misconfigurations). ``sam`` and ``checkov`` live in
+their own virtual environments (``.venv-sam``, ``.venv-checkov``) because their pinned
+dependencies conflict with the project's; ``make test`` creates them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rightsizer.aws.naming import NAME_PREFIX
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+ASL = ROOT / "statemachine" / "rightsize.asl.json"
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+BIN = Path(sys.executable).parent
+
+# Actions AWS does not let a policy scope to a resource: "Resource": "*" is allowed for these only.
+NO_RESOURCE_LEVEL = {
+    "pricing:GetProducts",
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def run(*cmd: str | Path, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    decoded, matches = decode(str(TEMPLATE))
+    assert not matches, matches
+    return json.loads(json.dumps(decoded, default=str))
+
+
+# --- linters -------------------------------------------------------------------------------------
+
+
+def test_statelint_accepts_the_asl():
+    # --ignore=URI: the ${...} DefinitionSubstitutions placeholders are not ARNs yet.
+    result = run(BIN / "statelint", "--ignore=URI", ASL)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_accepts_the_template():
+    result = run(BIN / "cfn-lint", "--regions", "us-east-1", "--", TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_accepts_the_template():
+    if not SAM.exists():
+        pytest.skip("aws-sam-cli is not installed in .venv-sam: run `make test` (it installs it)")
+    result = run(SAM, "validate", "--lint", "--region", "us-east-1", "--template", TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_checkov_finds_no_unexplained_failure():
+    if not CHECKOV.exists():
+        pytest.skip("checkov is not installed in .venv-checkov: run `make test` (it installs it)")
+    # --skip-download: no network (checkov would fetch guideline links from its platform).
+    result = run(CHECKOV, "--file", TEMPLATE, "--framework", "cloudformation", "--output",
+                 "json", "--skip-download", timeout=400)
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}"
+              for r in reports for c in r.get("results", {}).get("failed_checks", [])]
+    assert failed == [], "\n".join(failed)
+    # Every skip carries a reason in the template.
+    for r in reports:
+        for check in r.get("results", {}).get("skipped_checks", []):
+            assert check["check_result"].get("suppress_comment"), check["check_id"]
+
+
+# --- the state machine and the template agree -----------------------------------------------------
+
+
+def test_every_placeholder_in_the_asl_has_a_substitution(template):
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", ASL.read_text()))
+    machine = template["Resources"]["RightsizeStateMachine"]["Properties"]
+    assert set(machine["DefinitionSubstitutions"]) == placeholders
+    assert machine["DefinitionUri"] == "statemachine/rightsize.asl.json"
+
+
+def test_retries_are_narrow():
+    """No Retry matches every error; Catch may (it records the failure and cleans up)."""
+    def states(node: dict[str, Any]):
+        for name, state in node["States"].items():
+            yield name, state
+            if "ItemProcessor" in state:
+                yield from states(state["ItemProcessor"])
+
+    definition = json.loads(ASL.read_text())
+    for name, state in states(definition):
+        for retrier in state.get("Retry", []):
+            assert "States.ALL" not in retrier["ErrorEquals"], name
+            assert "States.TaskFailed" not in retrier["ErrorEquals"], name
+
+
+def test_every_failure_path_reaches_cleanup():
+    """Each Catch inside the Map leads to the cleanup chain or is part of it."""
+    definition = json.loads(ASL.read_text())
+    item = definition["States"]["TestEachType"]["ItemProcessor"]["States"]
+    cleanup = {"EndpointToDelete", "EndpointConfigToDelete", "ModelToDelete", "ItemResult",
+               "CheckEndpointGone"}
+    failure_states = {"DeployFailed", "SmokeTestFailed", "LoadTestFailed", "EndpointFailed",
+                      "EndpointNotReady"}
+    for name, state in item.items():
+        for catcher in state.get("Catch", []):
+            assert catcher["Next"] in failure_states | cleanup, (name, catcher["Next"])
+    for name in failure_states:
+        assert item[name]["Next"] == "EndpointToDelete"
+    for name in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint", "DescribeEndpoint",
+                 "SmokeTest", "LoadTest"):
+        assert item[name]["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+
+
+# --- parameters and safe defaults ---------------------------------------------------------------
+
+
+def test_parameters_have_defaults_except_what_only_the_user_knows(template):
+    parameters = template["Parameters"]
+    required = {name for name, p in parameters.items() if "Default" not in p}
+    assert required == {"LoadgenImageUri", "VpcId", "Subnets"}
+    assert parameters["ScheduleState"]["Default"] == "DISABLED"
+    assert NAME_PREFIX.match(parameters["NamePrefix"]["Default"])
+    assert parameters["NamePrefix"]["AllowedPattern"] == NAME_PREFIX.pattern
+
+
+def test_bucket_is_private_encrypted_tls_only_and_expires_runs(template):
+    resources = template["Resources"]
+    bucket = resources["ResultsBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-runs"]["Status"] == "Enabled"
+    statement = resources["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+# --- least privilege ---------------------------------------------------------------------------
+
+
+def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        for policy in props.get("Policies", []) or []:
+            if isinstance(policy, dict) and "PolicyDocument" in policy:  # AWS::IAM::Role
+                found += [(name, s) for s in policy["PolicyDocument"]["Statement"]]
+            elif isinstance(policy, dict) and "Statement" in policy:  # SAM inline statements
+                found += [(name, s) for s in policy["Statement"]]
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_statement_allows_wildcard_actions(template):
+    statements = _statements(template)
+    assert len(statements) > 15
+    for name, statement in statements:
+        assert statement["Effect"] == "Allow", name
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, (name, action)
+
+
+def test_wildcard_resources_only_where_aws_has_no_resource_level_permissions(template):
+    for name, statement in _statements(template):
+        if "*" in _as_list(statement["Resource"]):
+            assert set(_as_list(statement["Action"])) <= NO_RESOURCE_LEVEL, (name, statement)
+
+
+def test_sagemaker_permissions_are_scoped_to_the_name_prefix(template):
+    for name, statement in _statements(template):
+        actions = [a for a in _as_list(statement["Action"]) if a.startswith("sagemaker:")]
+        if not actions:
+            continue
+        for resource in _as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            assert "${NamePrefix}-*" in text, (name, actions, resource)
+            assert ":sagemaker:${AWS::Region}:${AWS::AccountId}:" in text, (name, resource)
+
+
+def test_pass_role_names_exact_roles_and_the_service(template):
+    passes = [(n, s) for n, s in _statements(template) if "iam:PassRole" in _as_list(s["Action"])]
+    assert {s["Condition"]["StringEquals"]["iam:PassedToService"] for _, s in passes} == {
+        "sagemaker.amazonaws.com", "ecs-tasks.amazonaws.com"}
+    for name, statement in passes:
+        for resource in _as_list(statement["Resource"]):
+            assert "*" not in json.dumps(resource), (name, resource)
+
+
+def test_load_generator_may_only_invoke_prefixed_endpoints_and_write_under_runs(template):
+    role = template["Resources"]["LoadgenTaskRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    actions = {a: s for s in statements for a in _as_list(s["Action"])}
+    assert set(actions) == {"sagemaker:InvokeEndpoint", "s3:GetObject", "s3:PutObject"}
+    assert "endpoint/${NamePrefix}-*" in json.dumps(actions["sagemaker:InvokeEndpoint"])
+    assert json.dumps(actions["s3:PutObject"]["Resource"]).endswith('/runs/*"}')
+
+
+def test_outputs_give_a_ready_to_paste_start_command(template):
+    outputs = template["Outputs"]
+    assert {"StateMachineArn", "ResultsBucketName", "StartExecutionCommand"} <= set(outputs)
+    command = json.dumps(outputs["StartExecutionCommand"])
+    assert "aws stepfunctions start-execution" in command
+    assert "examples/aws/resnet50-input.json" in command
+    assert (ROOT / "examples" / "aws" / "resnet50-input.json").exists()
