@@ -233,3 +233,17 @@ def test_recommend_keeps_the_containers_reason_and_reports_cleanup_problems(
     assert "container loadgen exit code 1" in reason
     assert "deleting the endpoint failed" in result["output"]["cleanup_problems"][0]
     assert "Cannot delete an endpoint while Creating" in result["output"]["cleanup_problems"][0]
+
+
+def test_pricing_api_errors_fall_back_to_the_bundled_table(validate, make_input, monkeypatch):
+    """The Price List API is asked first on AWS; if it fails, the run still gets prices."""
+    from rightsizer import pricing
+
+    def refuse(self, instance_type, region):
+        raise RuntimeError("AccessDeniedException: not authorized to perform pricing:GetProducts")
+
+    monkeypatch.setenv("RIGHTSIZER_USE_PRICING_API", "true")
+    monkeypatch.setattr(pricing.PricingApiPrices, "price_per_hour", refuse)
+    plan = validate(make_input("ml.c5.xlarge"))
+    assert plan["prices"]["ml.c5.xlarge"] == pricing.BundledPrices().price_per_hour(
+        "ml.c5.xlarge", "us-east-1")

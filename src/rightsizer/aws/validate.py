@@ -9,6 +9,7 @@ the load generator read only the results bucket (their roles need no access to t
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +37,8 @@ from rightsizer.schema import (
     format_errors,
 )
 from rightsizer.store import INPUT, S3RunStore, write_json
+
+log = logging.getLogger(__name__)
 
 # Seconds an endpoint is billed beyond deploy + load: the smoke test and the deletion.
 SMOKE_AND_DELETE_SECONDS = 600
@@ -193,11 +196,32 @@ def payloads_on_s3(bench: BenchmarkInput, bucket: str) -> list[Payload]:
     ]
 
 
+class _AnswerOrNone:
+    """A price source whose errors (throttling, no permission) fall through to the next one."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def price_per_hour(self, instance_type: str, region: str) -> float | None:
+        try:
+            return self.source.price_per_hour(instance_type, region)
+        except Exception as exc:
+            log.warning("price source %s failed for %s in %s (%s); trying the next",
+                        type(self.source).__name__, instance_type, region, exc)
+            return None
+
+
 def _prices(bench: BenchmarkInput, settings: Settings, source: Any) -> dict[str, float]:
     from rightsizer import pricing
 
     if source is None:
-        source = pricing.default_source(use_pricing_api=settings.use_pricing_api)
+        source = (
+            pricing.ChainedPrices(
+                [_AnswerOrNone(pricing.PricingApiPrices()), pricing.BundledPrices()]
+            )
+            if settings.use_pricing_api
+            else pricing.BundledPrices()
+        )
     try:
         return pricing.resolve_prices(bench, source)
     except pricing.PriceNotFoundError as exc:
