@@ -25,7 +25,7 @@ $(MODEL): $(STAMP) examples/local/digits/train.py
 demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/rightsizer run examples/local/digits-input.json
 
-test: $(STAMP)
+test: $(STAMP) $(MODEL)
 	$(VENV)/bin/ruff check src tests functions loadgen_container benchmarks
 	$(VENV)/bin/pytest -q
 

@@ -34,7 +34,7 @@ def samples(
     return frame[SAMPLE_COLUMNS]
 
 
-def judge(frame: pd.DataFrame, rate: float, objective: Objective = Objective(), **kw: object):
+def judge(frame: pd.DataFrame, rate: float, objective: Objective | None = None, **kw: object):
     args = dict(
         target_rps=rate,
         window_start=START + WARMUP,
@@ -42,7 +42,7 @@ def judge(frame: pd.DataFrame, rate: float, objective: Objective = Objective(), 
         sent_total=len(frame),
         step_seconds=SECONDS,
         worker_cpu=[0.3],
-        objective=objective,
+        objective=objective or Objective(),
     )
     args.update(kw)
     return judge_step(frame, np.array([]), **args)
