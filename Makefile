@@ -29,5 +29,29 @@ test: $(STAMP) $(MODEL)
 	$(VENV)/bin/ruff check src tests functions loadgen_container benchmarks
 	$(VENV)/bin/pytest -q
 
+# The AWS side's linters: aws-sam-cli and checkov pin dependencies that conflict with the
+# project's, so each gets its own virtual environment (tests/aws/test_template.py uses them).
+SAM_STAMP := .venv-sam/.installed
+CHECKOV_STAMP := .venv-checkov/.installed
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/python -m pip install -q --upgrade pip
+	.venv-sam/bin/python -m pip install -q "aws-sam-cli>=1.120"
+	touch $@
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q --upgrade pip
+	.venv-checkov/bin/python -m pip install -q "checkov>=3.2"
+	touch $@
+
+test: $(SAM_STAMP) $(CHECKOV_STAMP)
+
+.PHONY: clean-aws
+clean: clean-aws
+clean-aws:
+	rm -rf .venv-sam .venv-checkov .aws-sam
+
 clean:
 	rm -rf $(VENV) results .pytest_cache
