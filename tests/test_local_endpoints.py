@@ -111,11 +111,11 @@ def test_container_endpoint_leaves_no_worker_behind(tmp_path: Path) -> None:
         pgid = ep.pid
         assert pgid is not None
         deadline = time.monotonic() + 5
-        while len(group_members(pgid)) < 3:  # master + 2 workers
+        while len(group_members(pgid)) < 3:  # front + 2 workers
             assert time.monotonic() < deadline
             time.sleep(0.05)
     wait_group_gone(pgid, timeout_s=1)
-    assert "Booting worker" in (tmp_path / "logs" / "endpoint-local.2cpu.log").read_text()
+    assert "serves on core" in (tmp_path / "logs" / "endpoint-local.2cpu.log").read_text()
 
 
 def test_model_fn_error_is_a_deploy_error(tmp_path: Path, started_pids: list[int]) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from rightsizer.endpoints.local import LocalEndpoint
 from rightsizer.schema import InstanceTypeSpec, LocalModel, SyntheticModel
+from rightsizer.serving.synthetic import SlotSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "examples" / "local" / "digits"
@@ -123,6 +124,7 @@ def test_digits_errors_carry_their_reason(digits: LocalEndpoint) -> None:
 # --- the container: default handlers, user errors, timeouts -----------------------------------
 
 TOY_INFERENCE = """
+import os
 import time
 
 def model_fn(model_dir):
@@ -133,6 +135,10 @@ def predict_fn(data, model):
         raise ValueError("negative inputs are not allowed")
     if (data == 999).any():
         time.sleep(30)
+    if (data == 777).any():
+        os._exit(7)
+    if (data == 555).any():
+        time.sleep(0.3)
     return model(data)
 """
 
@@ -205,6 +211,25 @@ def test_request_timeout_answers_504_and_the_worker_recovers(toy: LocalEndpoint)
         time.sleep(0.1)
 
 
+def test_a_dead_worker_is_a_500_and_is_replaced(toy: LocalEndpoint) -> None:
+    status, body, _ = post(toy.url, b"[777]")
+    assert status == 500 and "exit status 7" in json.loads(body)["error"]
+    assert post(toy.url, b"[1]")[0] == 200
+
+
+def test_each_request_goes_to_an_idle_worker(tmp_path: Path) -> None:
+    # 4 requests of 0.3 s at once on 2 workers: two rounds, whichever connections they use.
+    (tmp_path / "inference.py").write_text(textwrap.dedent(TOY_INFERENCE))
+    spec = InstanceTypeSpec(instance_type="local.2cpu")
+    endpoint = LocalEndpoint(LocalModel(path="."), spec, model_root=tmp_path)
+    with deployed(endpoint):
+        post(endpoint.url, b"[1]")
+        results = sorted(concurrent_posts(endpoint.url, 4, b"[555]"), key=lambda r: r[1])
+        assert [status for status, _ in results] == [200] * 4
+        assert max(seconds for _, seconds in results[:2]) < 0.55
+        assert 0.55 <= min(seconds for _, seconds in results[2:]) < 1.0
+
+
 def test_workers_are_pinned_to_distinct_cores(tmp_path: Path) -> None:
     (tmp_path / "inference.py").write_text(textwrap.dedent(TOY_INFERENCE))
     spec = InstanceTypeSpec(instance_type="local.2cpu")
@@ -231,7 +256,7 @@ def synthetic(**fields: float | int | str) -> AbstractContextManager[LocalEndpoi
     return deployed(LocalEndpoint(SyntheticModel(**fields), ONE_CPU, model_root=REPO))  # type: ignore[arg-type]
 
 
-def concurrent_posts(url: str, n: int) -> list[tuple[int, float]]:
+def concurrent_posts(url: str, n: int, body: bytes = b"{}") -> list[tuple[int, float]]:
     """``n`` requests at once; (status, seconds) each, in completion order."""
     results: list[tuple[int, float]] = []
     barrier = threading.Barrier(n)
@@ -239,7 +264,7 @@ def concurrent_posts(url: str, n: int) -> list[tuple[int, float]]:
     def one() -> None:
         barrier.wait()
         start = time.monotonic()
-        status = post(url, b"{}")[0]
+        status = post(url, body)[0]
         results.append((status, time.monotonic() - start))
 
     threads = [threading.Thread(target=one) for _ in range(n)]
@@ -321,6 +346,27 @@ async def _closed_loop(port: int, connections: int, seconds: float) -> int:
 
     await asyncio.gather(*(client() for _ in range(connections)))
     return done
+
+
+def test_slot_schedule_is_first_come_first_served_in_virtual_time() -> None:
+    schedule = SlotSchedule(slots=2)
+    finishes = [schedule.admit(0.0, queue=2, service_s=lambda start: 1.0) for _ in range(5)]
+    assert finishes == [1.0, 1.0, 2.0, 2.0, None]  # 2 in service, 2 queued, 1 refused
+    assert schedule.waiting(0.5) == 2 and schedule.waiting(1.0) == 0
+    # A slot's next request starts the moment its last one finished (2.0), not when we look.
+    assert schedule.admit(1.5, queue=0, service_s=lambda start: 1.0) is None
+    assert schedule.admit(1.5, queue=1, service_s=lambda start: 1.0) == 3.0
+
+
+def test_synthetic_delivers_its_capacity() -> None:
+    # 8 slots / 20 ms = 400 requests/s, offered by more clients than slots.
+    with synthetic(slots=8, service_ms=20, queue=100) as endpoint:
+        port = urlsplit(endpoint.url).port
+        assert port is not None
+        asyncio.run(_closed_loop(port, 16, 0.3))  # connections and code paths warm
+        seconds = 1.5
+        rate = asyncio.run(_closed_loop(port, 16, seconds)) / seconds
+        assert 0.9 * 400 < rate < 1.02 * 400, f"{rate:.0f} requests/s"
 
 
 @pytest.mark.slow

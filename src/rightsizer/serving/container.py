@@ -1,10 +1,10 @@
-"""Host a user's ``inference.py`` the way SageMaker's framework containers do, under gunicorn.
+"""Host a user's ``inference.py`` the way SageMaker's framework containers do.
 
-One pre-forked ``gthread`` worker per CPU of the profile, one thread each (a worker serves one
-inference at a time, like a real core; gthread keeps connections alive between requests), each
-worker pinned to its own core. The model is loaded once in the master before the server binds,
-so ``/ping`` answering means the model is ready, and a failing ``model_fn`` stops the process
-with its traceback on stderr.
+A front process (uvicorn, keep-alive connections) holds the clients and hands each request to
+an idle model worker: one worker process per CPU of the profile, each pinned to its own core
+and running one inference at a time, like a real core (see ``workers``). The model is loaded
+once, before the server binds, so ``/ping`` answering means the model is ready, and a failing
+``model_fn`` stops the process with its traceback on stderr.
 
     python -m rightsizer.serving.container --model-dir DIR --port P --workers N --cpus 0,1
 """
@@ -12,143 +12,91 @@ with its traceback on stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
-import socket
 import sys
-import threading
-import time
 import traceback
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
+from rightsizer.schema import MAX_PAYLOAD_BYTES
+from rightsizer.serving.asgi import (
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    error_reply,
+    reply,
+    send_reply,
+    serve,
+)
 from rightsizer.serving.handler import Handler
 from rightsizer.serving.process import (
-    HOST,
-    core_for,
     exit_if_port_taken,
     exit_with_parent,
     limit_native_threads,
     parse_cpus,
     pin,
 )
-from rightsizer.serving.wsgi import StartResponse, WSGIApp, make_app
+from rightsizer.serving.workers import WorkerPool
 
-log = logging.getLogger("rightsizer.serving")
 EXIT_MODEL_LOAD_FAILED = 3
+PONG = reply(200, b"", "text/plain")
 
 
-class RequestDeadline:
-    """Answer 504 and restart the worker when a request runs past the timeout.
+class ContainerApp:
+    """The container contract as a raw ASGI app: ``GET /ping``, ``POST /invocations``."""
 
-    gunicorn's own ``timeout`` cannot do this for gthread workers: their main loop keeps
-    beating while the request thread is stuck. Restarting is cheap: workers fork from the
-    master, which already holds the model.
-    """
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
 
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self._current: tuple[float, socket.socket | None] | None = None
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "http":
+            await send_reply(send, await self.route(scope, receive))
 
-    def wrap(self, app: WSGIApp) -> WSGIApp:
-        def timed(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-            self._current = (time.monotonic(), environ.get("gunicorn.socket"))
-            try:
-                return app(environ, start_response)
-            finally:
-                self._current = None
+    async def route(self, scope: Scope, receive: Receive) -> Reply:
+        path, method = scope["path"], scope["method"]
+        if path == "/ping":
+            return PONG if method in ("GET", "HEAD") else error_reply(405, "use GET /ping")
+        if path != "/invocations":
+            return error_reply(404, "the container serves /ping and /invocations")
+        if method != "POST":
+            return error_reply(405, "use POST /invocations")
+        headers: dict[bytes, str] = {
+            name: value.decode("latin-1") for name, value in scope["headers"]}
+        body = await read_body(receive)
+        if body is None:
+            return error_reply(413, "the body is over SageMaker's 6 MB invoke limit")
+        return await self.pool.invoke(body, headers.get(b"content-type"), headers.get(b"accept"))
 
-        return timed
-
-    def start_watching(self) -> None:
-        threading.Thread(target=self._watch, name="request-deadline", daemon=True).start()
-
-    def _watch(self) -> None:
-        interval = min(1.0, self.timeout_s / 4)
+    async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
-            time.sleep(interval)
-            current = self._current
-            if current and time.monotonic() - current[0] > self.timeout_s:
-                self._expire(current[1])
-
-    def _expire(self, sock: socket.socket | None) -> None:
-        message = f"the request ran past the {self.timeout_s:g} s model server timeout"
-        body = json.dumps({"error": message, "status": 504}).encode()
-        head = (
-            "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        if sock is not None:
-            with contextlib.suppress(OSError):  # the client may be gone already
-                sock.sendall(head + body)
-        log.error("%s: answered 504, restarting worker %d", message, os.getpid())
-        logging.shutdown()
-        os._exit(1)
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.pool.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.pool.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
-class ContainerServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn embedded as a library (its documented ``BaseApplication`` way)."""
-
-    def __init__(self, app: WSGIApp, options: dict[str, Any]) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            # Settings newer than the installed gunicorn are skipped, not fatal.
-            if key in self.cfg.settings:
-                self.cfg.set(key, value)
-
-    def load(self) -> WSGIApp:
-        return self.application
-
-
-def gunicorn_options(
-    port: int, workers: int, cpus: list[int], deadline: RequestDeadline
-) -> dict[str, Any]:
-    def pre_fork(server: Any, worker: Any) -> None:
-        # In the master: give the new worker the lowest slot no live worker holds, so a
-        # restarted worker takes over its predecessor's core.
-        taken = {getattr(w, "rightsizer_slot", None) for w in server.WORKERS.values()}
-        worker.rightsizer_slot = next(i for i in range(len(taken) + 1) if i not in taken)
-
-    def post_fork(server: Any, worker: Any) -> None:
-        core = core_for(worker.rightsizer_slot, cpus)
-        pin({core})
-        server.log.info("worker %d serves on core %d", os.getpid(), core)
-
-    def post_worker_init(worker: Any) -> None:
-        deadline.start_watching()
-
-    return {
-        "bind": f"{HOST}:{port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": 1,
-        "worker_connections": 1000,
-        "backlog": 4096,
-        # gunicorn's heartbeat timeout only catches a wedged worker loop; RequestDeadline
-        # enforces the request timeout itself.
-        "timeout": int(deadline.timeout_s) + 30,
-        "graceful_timeout": 3,
-        "keepalive": 75,
-        "preload_app": True,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "info",
-        "proc_name": f"rightsizer-container:{port}",
-        # gunicorn >= 25 opens a control socket at a fixed path; parallel servers would clash.
-        "control_socket_disable": True,
-        "pre_fork": pre_fork,
-        "post_fork": post_fork,
-        "post_worker_init": post_worker_init,
-    }
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None (after reading it off) when it is over the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_PAYLOAD_BYTES:
+            chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks) if size <= MAX_PAYLOAD_BYTES else None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -165,11 +113,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: 0..workers-1; folded onto the cores available)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds one request may run before it is answered 504")
+    parser.add_argument("--max-queue", type=int, default=100,
+                        help="requests waiting for a worker before 503 (SageMaker's model "
+                             "server default is 100)")
     parser.add_argument("--parent-pid", type=int,
                         help="exit when this process (the launcher) is gone")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.timeout <= 0:
-        parser.error("--workers must be at least 1 and --timeout above 0")
+    if args.workers < 1 or args.timeout <= 0 or args.max_queue < 0:
+        parser.error("--workers must be at least 1, --timeout above 0, --max-queue 0 or more")
     return args
 
 
@@ -180,7 +131,6 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s")
     exit_if_port_taken(args.port)
     exit_with_parent(args.parent_pid)
-    cpus = parse_cpus(args.cpus, args.workers)
     try:
         handler = Handler(args.model_dir)
     except Exception:
@@ -188,9 +138,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"loading the model from {args.model_dir} failed:\n{traceback.format_exc()}",
               file=sys.stderr, flush=True)
         sys.exit(EXIT_MODEL_LOAD_FAILED)
-    deadline = RequestDeadline(args.timeout)
-    app = deadline.wrap(make_app(handler))
-    ContainerServer(app, gunicorn_options(args.port, args.workers, cpus, deadline)).run()
+    pool = WorkerPool(handler, args.workers, parse_cpus(args.cpus, args.workers),
+                      args.timeout, args.max_queue)
+    pin(pool.cores)  # the front shares the profile's cores, as nginx does in a container
+    pool.fork_all()
+    logging.getLogger("rightsizer.serving").info(
+        "serving %s on 127.0.0.1:%d with %d workers on cores %s", args.model_dir, args.port,
+        args.workers, sorted(pool.cores))
+    serve(ContainerApp(pool), args.port, lifespan=True)
 
 
 if __name__ == "__main__":

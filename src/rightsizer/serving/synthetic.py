@@ -6,7 +6,8 @@ load, and for ``cold_start_seconds`` after start every service time is multiplie
 ``cold_start_factor``.
 
 The server must never be the bottleneck itself, so a request only sleeps (asyncio, one
-process, a raw ASGI app under uvicorn with the fastest parser and loop installed).
+process, a raw ASGI app under uvicorn with the fastest parser and loop installed), and slots
+are accounted in virtual time (see ``SlotSchedule``).
 
     python -m rightsizer.serving.synthetic --port P --slots 4 --service-ms 10 [--queue 64] ...
 """
@@ -15,19 +16,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import json
+import heapq
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
-import uvicorn
 from pydantic import ValidationError
 
 from rightsizer.schema import SyntheticModel, format_errors
+from rightsizer.serving.asgi import (
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    error_reply,
+    json_reply,
+    send_reply,
+    serve,
+)
 from rightsizer.serving.process import (
-    HOST,
     core_for,
     exit_if_port_taken,
     exit_with_parent,
@@ -35,51 +42,62 @@ from rightsizer.serving.process import (
     pin,
 )
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-def _response(status: int, document: dict[str, Any]) -> tuple[Message, Message]:
-    body = json.dumps(document).encode()
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    return (
-        {"type": "http.response.start", "status": status, "headers": headers},
-        {"type": "http.response.body", "body": body},
-    )
-
-
 # Built once: the hot path only sends prepared messages.
-OK = _response(200, {"predictions": [{"class": 0}]})
-PONG = _response(200, {"status": "healthy"})
-FAILED = _response(500, {"error": "synthetic failure (failure_rate)", "status": 500})
-BUSY = _response(503, {"error": "queue full: all slots busy and the queue is at its bound",
-                       "status": 503})
-NOT_FOUND = _response(404, {"error": "the endpoint serves /ping and /invocations",
-                            "status": 404})
+OK = json_reply(200, {"predictions": [{"class": 0}]})
+PONG = json_reply(200, {"status": "healthy"})
+FAILED = error_reply(500, "synthetic failure (failure_rate)")
+BUSY = error_reply(503, "queue full: all slots busy and the queue is at its bound")
+NOT_FOUND = error_reply(404, "the endpoint serves /ping and /invocations")
+
+
+class SlotSchedule:
+    """``slots`` servers taking requests first come, first served, kept in virtual time.
+
+    Each admitted request is given its finish time at once: the earliest free slot's time (or
+    now) plus its service time. Event-loop lag then only delays sending a response, never a
+    slot's next request, so capacity is exactly slots / service time even when the loop is
+    busy. (Sleeping under an asyncio.Semaphore lost ~20% at 3,000 requests/s: each release
+    waits for the loop to wake the next request.)
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.free_at = [0.0] * slots  # heap: when each slot finishes its last request
+        self.pending: list[float] = []  # heap: start times of admitted requests not yet in service
+
+    def waiting(self, now: float) -> int:
+        while self.pending and self.pending[0] <= now:
+            heapq.heappop(self.pending)
+        return len(self.pending)
+
+    def admit(self, now: float, queue: int, service_s: Callable[[float], float]) -> float | None:
+        """The finish time of a request arriving ``now``, or None when the queue is full."""
+        start = max(now, self.free_at[0])
+        if start > now:
+            if self.waiting(now) >= queue:
+                return None
+            heapq.heappush(self.pending, start)
+        finish = start + service_s(start)
+        heapq.heapreplace(self.free_at, finish)
+        return finish
 
 
 class SyntheticApp:
-    """The raw ASGI app. Counts waiting requests itself: a Semaphore does not expose them."""
+    """The raw ASGI app: a failure draw, then a slot (or 503), then a sleep until finished."""
 
     def __init__(self, model: SyntheticModel, seed: int | None = None) -> None:
         self.model = model
         self.random = random.Random(seed)
         self.started = time.monotonic()
-        self.slots = asyncio.Semaphore(model.slots)
-        self.waiting = 0
+        self.schedule = SlotSchedule(model.slots)
 
-    def service_s(self) -> float:
+    def service_s(self, start: float) -> float:
         mean = self.model.service_ms / 1000
         seconds = (
             self.random.expovariate(1 / mean)
             if self.model.service_distribution == "exponential"
             else mean
         )
-        if time.monotonic() - self.started < self.model.cold_start_seconds:
+        if start - self.started < self.model.cold_start_seconds:
             seconds *= self.model.cold_start_factor
         return seconds
 
@@ -93,25 +111,18 @@ class SyntheticApp:
             reply = PONG
         else:
             reply = NOT_FOUND
-        await send(reply[0])
-        await send(reply[1])
+        await send_reply(send, reply)
 
-    async def invoke(self, receive: Receive) -> tuple[Message, Message]:
+    async def invoke(self, receive: Receive) -> Reply:
         while (await receive()).get("more_body"):
             pass  # the body is not looked at, only read off the connection
         if self.random.random() < self.model.failure_rate:
             return FAILED
-        if self.slots.locked() and self.waiting >= self.model.queue:
+        now = time.monotonic()
+        finish = self.schedule.admit(now, self.model.queue, self.service_s)
+        if finish is None:
             return BUSY
-        self.waiting += 1
-        try:
-            await self.slots.acquire()
-        finally:
-            self.waiting -= 1
-        try:
-            await asyncio.sleep(self.service_s())
-        finally:
-            self.slots.release()
+        await asyncio.sleep(finish - now)
         return OK
 
 
@@ -126,29 +137,6 @@ def cli_args(model: SyntheticModel) -> list[str]:
         "--cold-start-seconds", repr(model.cold_start_seconds),
         "--cold-start-factor", repr(model.cold_start_factor),
     ]
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def serve(app: SyntheticApp, port: int) -> None:
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=port,
-        loop="uvloop" if _installed("uvloop") else "asyncio",
-        http="httptools" if _installed("httptools") else "h11",
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        backlog=4096,
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=2,
-        server_header=False,
-        date_header=False,
-    )
-    uvicorn.Server(config).run()
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SyntheticModel]:
