@@ -234,3 +234,15 @@ def test_outputs_give_a_ready_to_paste_start_command(template):
     assert "aws stepfunctions start-execution" in command
     assert "examples/aws/resnet50-input.json" in command
     assert (ROOT / "examples" / "aws" / "resnet50-input.json").exists()
+
+
+def test_samconfig_overrides_name_real_parameters(template):
+    import shlex
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    names = {pair.split("=", 1)[0] for pair in shlex.split(deploy["parameter_overrides"])}
+    assert names <= set(template["Parameters"])
+    assert not names & {"LoadgenImageUri", "VpcId", "Subnets"}  # --guided asks for these
