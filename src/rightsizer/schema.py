@@ -7,8 +7,13 @@ fails loudly instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import json
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from importlib import resources
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -16,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,6 +41,32 @@ MODEL_PACKAGE_ARN = re.compile(
 )
 IMAGE_URI = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[a-f0-9]{64})$")
 AWS_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# What looks meant as an S3 URI (and so must be a well-formed one), in any case.
+S3_LIKE = re.compile(r"^s3:|^s3//", re.IGNORECASE)
+
+
+@functools.cache
+def known_instance_types() -> tuple[str, ...]:
+    """Every SageMaker type in the bundled price table, any region: for spelling suggestions."""
+    text = resources.files("rightsizer").joinpath("data/prices.json").read_text("utf-8")
+    regions = json.loads(text).get("regions", {})
+    return tuple(sorted({name for table in regions.values() for name in table}))
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice most like ``word`` (difflib), or None when nothing is close enough."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+def suggest_instance_type(name: str) -> str | None:
+    """A known SageMaker type ``name`` was probably meant as ("c5.xlarge" -> "ml.c5.xlarge")."""
+    known = known_instance_types()
+    cleaned = name.strip().lower()
+    for candidate in (cleaned, f"ml.{cleaned}"):
+        if candidate in known and candidate != name:
+            return candidate
+    return closest(cleaned, known, cutoff=0.85)
 
 
 class StrictModel(BaseModel):
@@ -134,8 +166,10 @@ class InstanceTypeSpec(StrictModel):
     def _known_shape(cls, v: str) -> str:
         if SAGEMAKER_INSTANCE_TYPE.match(v) or LOCAL_INSTANCE_TYPE.match(v):
             return v
+        suggestion = suggest_instance_type(v)
+        hint = f"did you mean {suggestion!r}? Otherwise use" if suggestion else "use"
         raise ValueError(
-            f"{v!r} is not an instance type: use a SageMaker hosting type such as "
+            f"{v!r} is not an instance type: {hint} a SageMaker hosting type such as "
             "'ml.c5.xlarge', or a local profile 'local.<N>cpu' such as 'local.1cpu'"
         )
 
@@ -170,6 +204,18 @@ class Payload(StrictModel):
     content_type: str = Field(description="Content-Type sent with the request, e.g. image/png.")
     accept: str | None = Field(None, description="Accept header; defaults to any.")
     weight: float = Field(1.0, gt=0, description="Relative share of requests using this payload.")
+
+    @field_validator("path")
+    @classmethod
+    def _s3_path(cls, v: str | None) -> str | None:
+        if v is not None and S3_LIKE.match(v):
+            match = S3_URI.match(v)
+            if not match or not match["key"]:
+                raise ValueError(
+                    f"{v!r} is not an S3 object URI: use s3://<bucket>/<key>, "
+                    "e.g. s3://my-bucket/payloads/cat.jpg"
+                )
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> Payload:
@@ -243,9 +289,15 @@ class LoadSettings(StrictModel):
     @model_validator(mode="after")
     def _coherent(self) -> LoadSettings:
         if self.warmup_seconds >= self.step_seconds:
-            raise ValueError("warmup_seconds must be shorter than step_seconds")
+            raise ValueError(
+                f"warmup_seconds ({self.warmup_seconds:g}) must be shorter than step_seconds "
+                f"({self.step_seconds:g}): lower warmup_seconds or raise step_seconds"
+            )
         if self.start_rps is not None and self.start_rps > self.max_rps:
-            raise ValueError(f"start_rps ({self.start_rps}) is above max_rps ({self.max_rps})")
+            raise ValueError(
+                f"start_rps ({self.start_rps:g}) is above max_rps ({self.max_rps:g}): "
+                "lower start_rps or raise max_rps"
+            )
         return self
 
 
@@ -268,7 +320,9 @@ class BenchmarkInput(StrictModel):
         0.5, gt=0, le=1, description="Share of capacity autoscaling targets (AWS advises 0.5)."
     )
     prices: dict[str, float] = Field(
-        default_factory=dict, description="USD per instance-hour, overriding the bundled table."
+        default_factory=dict,
+        validate_default=True,
+        description="USD per instance-hour, overriding the bundled table.",
     )
     region: str = "us-east-1"
     results: str = Field("results", description="Local folder or s3://bucket/prefix for runs/.")
@@ -287,12 +341,41 @@ class BenchmarkInput(StrictModel):
             raise ValueError("do not mix local profiles and SageMaker types in one run")
         return specs
 
+    @field_validator("instance_types")
+    @classmethod
+    def _types_match_model(
+        cls, specs: list[InstanceTypeSpec], info: ValidationInfo
+    ) -> list[InstanceTypeSpec]:
+        model = info.data.get("model")
+        if model is None:  # the model itself is invalid: reported on its own
+            return specs
+        local_model = model.kind in ("local", "synthetic")
+        local_types = specs[0].is_local
+        if local_model and not local_types:
+            raise ValueError(
+                f"a {model.kind} model runs on local profiles only: use instance types "
+                "like 'local.1cpu' (or a SageMaker model kind for SageMaker types)"
+            )
+        if not local_model and local_types:
+            raise ValueError(
+                "local profiles need model.kind 'local' or 'synthetic'; SageMaker models need "
+                "SageMaker instance types such as 'ml.c5.xlarge'"
+            )
+        return specs
+
     @field_validator("prices")
     @classmethod
-    def _positive_prices(cls, v: dict[str, float]) -> dict[str, float]:
+    def _positive_prices(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         for key, price in v.items():
             if price <= 0:
                 raise ValueError(f"price for {key} must be above 0 USD/hour")
+        specs = info.data.get("instance_types") or []
+        missing = [s.instance_type for s in specs if s.is_local and s.instance_type not in v]
+        if missing:
+            raise ValueError(
+                f"local profiles have no public price: add prices for {', '.join(missing)} "
+                '(e.g. "prices": {"local.1cpu": 0.05})'
+            )
         return v
 
     @field_validator("region")
@@ -305,32 +388,12 @@ class BenchmarkInput(StrictModel):
     @field_validator("results")
     @classmethod
     def _results(cls, v: str) -> str:
-        if v.startswith("s3:") and not S3_URI.match(v):
-            raise ValueError("must be a local folder or s3://bucket/prefix")
+        if S3_LIKE.match(v) and not S3_URI.match(v):
+            raise ValueError(
+                f"{v!r} is not an S3 URI: give a local folder or s3://<bucket>/<prefix> "
+                "(bucket names: lowercase letters, digits, '.' and '-')"
+            )
         return v
-
-    @model_validator(mode="after")
-    def _model_matches_types(self) -> BenchmarkInput:
-        local_model = self.model.kind in ("local", "synthetic")
-        local_types = self.specs[0].is_local
-        if local_model and not local_types:
-            raise ValueError(
-                f"a {self.model.kind} model runs on local profiles only: use instance types "
-                "like 'local.1cpu'"
-            )
-        if not local_model and local_types:
-            raise ValueError(
-                "local profiles need model.kind 'local' or 'synthetic'; SageMaker models need "
-                "SageMaker instance types such as 'ml.c5.xlarge'"
-            )
-        if local_types:
-            missing = [s.instance_type for s in self.specs if s.instance_type not in self.prices]
-            if missing:
-                raise ValueError(
-                    f"local profiles have no public price: add prices for {', '.join(missing)} "
-                    '(e.g. "prices": {"local.1cpu": 0.05})'
-                )
-        return self
 
     @property
     def specs(self) -> list[InstanceTypeSpec]:
@@ -338,17 +401,116 @@ class BenchmarkInput(StrictModel):
 
 
 def format_errors(error: ValidationError) -> str:
-    """One line per problem: ``field.path: what is wrong and what is allowed``."""
+    """One line per problem: ``field.path: what is wrong and what is allowed``.
+
+    Paths are written as in the input JSON (a discriminated union's tag, which pydantic puts
+    in the location, is left out); an unknown field gets the closest known name, if any.
+    """
+    root = _ROOT_MODELS.get(error.title)
     lines = []
     for err in error.errors():
-        where = (
-            "".join(
-                f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
-            ).lstrip(".")
-            or "(input)"
-        )
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field: remove it or check its spelling (see `rightsizer schema`)"
-        lines.append(f"{where}: {message}")
+        try:
+            lines.append(_format_error(root, err))
+        except Exception:  # never hide the user's problem behind a formatting bug
+            lines.append(f"{_plain_path(err.get('loc', ()))}: {err.get('msg', 'invalid')}")
     return "\n".join(lines)
+
+
+# Where a field name can be written bare in a path; other dict keys are quoted: prices["x.y"].
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Error types whose message already says enough, or whose input is too big to echo.
+_OBJECT_EXPECTED = frozenset({"model_type", "model_attributes_type", "dict_type"})
+_NO_ECHO = _OBJECT_EXPECTED | {
+    "missing", "extra_forbidden", "value_error", "assertion_error", "too_long", "too_short",
+    "union_tag_invalid", "union_tag_not_found",
+}
+
+
+def _format_error(root: type[BaseModel] | None, err: Any) -> str:
+    loc = tuple(err.get("loc", ()))
+    where, models = _locate(root, loc)
+    kind = err.get("type", "")
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "extra_forbidden" and loc:
+        _, parents = _locate(root, loc[:-1])
+        known = [name for m in parents for name in m.model_fields]
+        guess = closest(str(loc[-1]), known)
+        message = (
+            f"unknown field: did you mean {guess!r}? (see `rightsizer schema`)"
+            if guess
+            else "unknown field: remove it or check its spelling (see `rightsizer schema`)"
+        )
+    elif kind == "missing":
+        message = "required field is missing (see `rightsizer schema`)"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = str(err.get("ctx", {}).get("discriminator", "'kind'")).strip("'")
+        tags = [repr(t) for m in models if (t := _tag(m)) is not None]
+        where = f"{where}.{field}" if where != "(input)" else field
+        given = err.get("ctx", {}).get("tag")
+        head = f"{given!r} is not a known {field}" if given is not None else "missing"
+        message = f"{head}: use one of {', '.join(tags)}"
+    elif kind in _OBJECT_EXPECTED:
+        message = _object_expected(models, loc)
+    if kind not in _NO_ECHO and "input" in err:
+        message = f"{message} (got {_short(err['input'])})"
+    return f"{where}: {message}"
+
+
+def _object_expected(models: list[type[BaseModel]], loc: tuple[Any, ...]) -> str:
+    if loc and any("instance_type" in m.model_fields for m in models):
+        return (
+            "must be an instance type name such as 'ml.c5.xlarge', "
+            'or an object such as {"instance_type": "ml.c5.xlarge", "count": 2}'
+        )
+    return "must be a JSON object (see `rightsizer schema`)"
+
+
+def _locate(
+    root: type[BaseModel] | None, loc: tuple[Any, ...]
+) -> tuple[str, list[type[BaseModel]]]:
+    """The path as the user wrote it, and the models that can sit at its end."""
+    models: list[type[BaseModel]] = [root] if root is not None else []
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+            continue
+        part = str(part)
+        owners = [m for m in models if part in m.model_fields]
+        tagged = [m for m in models if _tag(m) == part]
+        if not owners and tagged:  # a discriminated union's tag: not in the user's JSON
+            models = tagged
+            continue
+        models = [sub for m in owners for sub in _models_in(m.model_fields[part].annotation)]
+        where += f".{part}" if _IDENT.fullmatch(part) else f"[{json.dumps(part)}]"
+    return where.lstrip(".") or "(input)", models
+
+
+def _plain_path(loc: Iterable[Any]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    return text.lstrip(".") or "(input)"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold, through Annotated, unions and lists."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("kind")
+    return field.default if field is not None else None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_ROOT_MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model for model in StrictModel.__subclasses__()
+}
