@@ -191,23 +191,29 @@ LAUNCHER = """
 import sys
 from pathlib import Path
 from rightsizer.endpoints.local import LocalEndpoint
-from rightsizer.schema import InstanceTypeSpec, SyntheticModel
+from rightsizer.schema import InstanceTypeSpec, LocalModel, SyntheticModel
 
-endpoint = LocalEndpoint(SyntheticModel(), InstanceTypeSpec(instance_type="local.1cpu"),
-                         model_root=Path("."))
+how, model_dir = sys.argv[1], sys.argv[2]
+model = LocalModel(path=model_dir) if model_dir else SyntheticModel()
+endpoint = LocalEndpoint(model, InstanceTypeSpec(instance_type="local.2cpu"), Path("."))
 endpoint.deploy(timeout_s=30)
 print(endpoint.pid, flush=True)
-if sys.argv[1] == "hang":
+if how == "hang":
     import time
     time.sleep(60)
 # "exit": leave without delete(); the atexit hook must stop the server
 """
 
 
-@pytest.mark.parametrize("how", ["exit", "sigkill"])
-def test_no_orphan_when_the_launcher_goes(how: str) -> None:
+@pytest.mark.parametrize(("how", "kind"), [("exit", "synthetic"), ("sigkill", "synthetic"),
+                                           ("sigkill", "container")])
+def test_no_orphan_when_the_launcher_goes(how: str, kind: str, tmp_path: Path) -> None:
+    model_dir = ""
+    if kind == "container":
+        model_folder(tmp_path, "def model_fn(model_dir):\n    return None\n")
+        model_dir = str(tmp_path)
     launcher = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "exit" if how == "exit" else "hang"],
+        [sys.executable, "-c", LAUNCHER, "exit" if how == "exit" else "hang", model_dir],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -8,6 +8,10 @@ import http.client
 import importlib.util
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -228,6 +232,35 @@ def test_each_request_goes_to_an_idle_worker(tmp_path: Path) -> None:
         assert [status for status, _ in results] == [200] * 4
         assert max(seconds for _, seconds in results[:2]) < 0.55
         assert 0.55 <= min(seconds for _, seconds in results[2:]) < 1.0
+
+
+def test_container_command_line_and_its_queue_bound(tmp_path: Path) -> None:
+    (tmp_path / "inference.py").write_text(textwrap.dedent(TOY_INFERENCE))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rightsizer.serving.container", "--model-dir", str(tmp_path),
+         "--port", str(port), "--workers", "1", "--cpus", "0", "--max-queue", "1"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if post(url, b"[1]", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        # One in service, one waiting, the rest refused at once.
+        results = concurrent_posts(url, 4, b"[555]")
+        assert sorted(status for status, _ in results) == [200, 200, 503, 503]
+        assert all(seconds < 0.25 for status, seconds in results if status == 503)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(10)
 
 
 def test_workers_are_pinned_to_distinct_cores(tmp_path: Path) -> None:
