@@ -163,7 +163,11 @@ class WorkerPool:
         deadline = time.monotonic() + STOP_WAIT_S
         while self.workers and time.monotonic() < deadline:
             for slot, worker in list(self.workers.items()):
-                if os.waitpid(worker.pid, os.WNOHANG)[0]:
+                try:
+                    exited = os.waitpid(worker.pid, os.WNOHANG)[0] != 0
+                except ChildProcessError:  # reaped already
+                    exited = True
+                if exited:
                     del self.workers[slot]
             await asyncio.sleep(0.02)
         for worker in self.workers.values():
