@@ -118,12 +118,16 @@ def test_container_endpoint_leaves_no_worker_behind(tmp_path: Path) -> None:
     assert "serves on core" in (tmp_path / "logs" / "endpoint-local.2cpu.log").read_text()
 
 
-def test_model_fn_error_is_a_deploy_error(tmp_path: Path, started_pids: list[int]) -> None:
+@pytest.mark.parametrize("logs", [False, True])
+def test_model_fn_error_is_a_deploy_error(
+    tmp_path: Path, started_pids: list[int], logs: bool
+) -> None:
     model = model_folder(tmp_path, """
         def model_fn(model_dir):
             raise RuntimeError("the weights file is corrupt")
     """)
-    endpoint = LocalEndpoint(model, ONE_CPU, model_root=tmp_path)
+    log_dir = tmp_path / "logs" if logs else None
+    endpoint = LocalEndpoint(model, ONE_CPU, model_root=tmp_path, log_dir=log_dir)
     with pytest.raises(DeployError, match="the weights file is corrupt"):
         endpoint.deploy(timeout_s=60)
     assert not endpoint.is_alive()
