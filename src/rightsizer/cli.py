@@ -40,23 +40,70 @@ def load_input(path: Path) -> BenchmarkInput:
 
 
 def check_input(path: Path) -> BenchmarkInput:
-    """Everything that can be checked offline: schema, payload files, prices."""
-    from rightsizer.pricing import resolve_prices
+    """Everything that can be checked offline: schema, payload files, prices, the cost cap.
 
-    benchmark = load_input(path)
-    try:
-        if benchmark.model.kind in ("local", "synthetic"):
-            load_payloads(benchmark.payloads, path.parent)
-        resolve_prices(benchmark)
-    except (PayloadError, ValueError) as exc:
-        raise InputError(f"{path} is not a valid input:\n{exc}") from exc
+    Every problem is one line ``field.path: what is wrong and how to fix it``.
+    """
+    benchmark = _parse_input_file(path)
+    _check_offline(path, benchmark)
     return benchmark
 
 
+def _parse_input_file(path: Path) -> BenchmarkInput:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{path}: cannot read it ({reason})") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path} is not a valid input:\n(input): not valid JSON: {exc.msg} at line "
+            f"{exc.lineno}, column {exc.colno}"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"{path} is not a valid input:\n(input): must be a JSON object with the fields of "
+            f"`rightsizer schema`, not {type(raw).__name__}"
+        )
+    try:
+        return BenchmarkInput.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(f"{path} is not a valid input:\n{format_errors(exc)}") from exc
+
+
+def _check_offline(path: Path, benchmark: BenchmarkInput) -> None:
+    from rightsizer import cost
+    from rightsizer.pricing import PriceNotFoundError, resolve_prices
+
+    try:
+        if benchmark.model.kind in ("local", "synthetic"):
+            load_payloads(benchmark.payloads, path.parent)
+        prices = resolve_prices(benchmark)
+    except PriceNotFoundError as exc:
+        lines = cost.missing_price_lines(benchmark, exc.missing)
+        raise InputError(f"{path} is not a valid input:\n" + "\n".join(lines)) from exc
+    except (PayloadError, ValueError) as exc:
+        raise InputError(f"{path} is not a valid input:\n{exc}") from exc
+    problem = cost.cap_problem(benchmark, cost.worst_case(benchmark, prices))
+    if problem:
+        raise InputError(f"{path} is not a valid input:\n{problem}")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    from rightsizer import cost
+    from rightsizer.pricing import resolve_prices
+
     benchmark = check_input(args.file)
     types = ", ".join(s.instance_type for s in benchmark.specs)
     print(f"{args.file}: valid. {len(benchmark.specs)} instance types: {types}")
+    estimate = cost.worst_case(benchmark, resolve_prices(benchmark))
+    print(cost.format_estimate(estimate))
+    if benchmark.max_cost_usd is not None:
+        print(f"within the cap max_cost_usd = ${benchmark.max_cost_usd:,.2f}")
+    elif not benchmark.specs[0].is_local:
+        print('cap it with "max_cost_usd" in the input to refuse runs that could cost more')
     return 0
 
 

@@ -372,9 +372,10 @@ class BenchmarkInput(StrictModel):
         specs = info.data.get("instance_types") or []
         missing = [s.instance_type for s in specs if s.is_local and s.instance_type not in v]
         if missing:
+            example = ", ".join(f'"{name}": 0.05' for name in missing)
             raise ValueError(
-                f"local profiles have no public price: add prices for {', '.join(missing)} "
-                '(e.g. "prices": {"local.1cpu": 0.05})'
+                f"local profiles have no public price: add a USD per hour for each of "
+                f"{', '.join(missing)}, e.g. \"prices\": {{{example}}}"
             )
         return v
 

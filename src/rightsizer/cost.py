@@ -1,0 +1,280 @@
+"""Worst-case cost of one run: the most instance-hours it can bill, and what they cost.
+
+Every instance type's endpoint is up, at most, for the sum of its phases' bounds:
+deploy + smoke test + warm-up + load + cleanup. Each bound below is the timeout the code
+enforces, not a typical duration; ``tests/test_bad_inputs.py`` checks that the constants here
+still equal the ones in the code they mirror (the local pipeline, the load engine, the AWS
+settings, the template and the state machine), so a change there cannot silently make this
+estimate low.
+
+The estimate is per type, summed over all types, whatever ``concurrency`` is: running types
+side by side changes the wall-clock time, not the instance-hours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from rightsizer.schema import BenchmarkInput, LoadSettings, suggest_instance_type
+
+# --- local bounds (rightsizer run) --------------------------------------------------------------
+LOCAL_DEPLOY_SECONDS = 180.0  # pipeline.DEPLOY_TIMEOUT_SECONDS: /ping must answer by then
+LOCAL_SMOKE_SECONDS_PER_PAYLOAD = 60.0  # pipeline.SMOKE_TIMEOUT_SECONDS: socket timeout each
+LOADGEN_START_SECONDS = 60.0  # LoadGenerator(start_timeout=60): workers must report ready
+WARM_UP_SECONDS = 60.0  # engine.WARM_UP_MAX_SECONDS: sequential requests until latency settles
+REPLY_SLACK_SECONDS = 30.0  # LoadGenerator waits this long past a warm-up or step for answers
+STEP_START_DELAY_SECONDS = 0.3  # loadgen.processes.START_DELAY_SECONDS
+COOL_DOWN_SECONDS = 30.0  # engine.MAX_COOL_DOWN_SECONDS: pause after a failing step
+LEGACY_SLACK_SECONDS = 60.0  # LoadGenerator.legacy waits max_seconds + 60 s
+WORKER_STOP_SECONDS = 20.0  # LoadGenerator.close, per worker: 10 s answer + 5 s join + 5 s kill
+ENDPOINT_STOP_SECONDS = 10.0  # LocalEndpoint.delete: SIGTERM, 5 s, SIGKILL, 5 s
+
+# --- AWS bounds (the Step Functions state machine) ----------------------------------------------
+AWS_POLL_SECONDS = 60  # Settings.poll_seconds, template PollSeconds
+AWS_DEPLOY_TIMEOUT_SECONDS = 2700  # Settings.deploy_timeout_seconds, template DeployTimeoutSeconds
+AWS_LOADGEN_STARTUP_SECONDS = 600  # Settings.loadgen_startup_seconds: task start + warm-up
+AWS_SMOKE_LAMBDA_SECONDS = 90  # template SmokeTestFunction Timeout
+# Step Functions' MaxAttempts counts retries: MaxAttempts 3 is up to 4 tries. The waits between
+# them grow by BackoffRate (FULL jitter only shortens them).
+AWS_LAMBDA_RETRIES = 3  # ASL SmokeTest Retry: IntervalSeconds 2, BackoffRate 2
+AWS_LAMBDA_RETRY_WAITS = 2 + 4 + 8
+AWS_SAGEMAKER_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL SageMaker calls: 5 retries from 5 s
+AWS_ECS_RETRY_WAITS = 10 + 20 + 40  # ASL LoadTest Retry: 3 retries from 10 s (RunTask refused)
+
+
+@dataclass(frozen=True)
+class PhaseBounds:
+    """Seconds one instance type's endpoint can be up, at most, in each phase.
+
+    ``failed_deploy_cleanup`` is the other path on AWS: the endpoint never reached InService,
+    and DeleteEndpoint is retried (every poll interval, up to the poll count) while SageMaker
+    still reports it Creating. The bound is the longer of the two paths.
+    """
+
+    where: Literal["local", "aws"]
+    deploy: float
+    smoke: float
+    warm_up: float
+    load: float
+    cleanup: float
+    failed_deploy_cleanup: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        tested = self.deploy + self.smoke + self.warm_up + self.load + self.cleanup
+        return max(tested, self.deploy + self.failed_deploy_cleanup)
+
+    def describe(self) -> str:
+        text = (
+            f"deploy {self.deploy:.0f} s + smoke test {self.smoke:.0f} s + warm-up "
+            f"{self.warm_up:.0f} s + load {self.load:.0f} s + cleanup {self.cleanup:.0f} s"
+        )
+        if self.failed_deploy_cleanup:
+            text = (
+                f"the longer of ({text}) and (deploy {self.deploy:.0f} s + deletion retried "
+                f"while still creating {self.failed_deploy_cleanup:.0f} s)"
+            )
+        return f"{self.where} bounds per type: {text} = {self.seconds:.0f} s"
+
+
+class StackLimits(Protocol):
+    """What the deployed stack sets (``rightsizer.aws.settings.Settings`` has these)."""
+
+    @property
+    def poll_seconds(self) -> int: ...
+    @property
+    def max_polls(self) -> int: ...
+    @property
+    def loadgen_startup_seconds(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DefaultStack:
+    """The template's defaults, for estimates made away from a deployed stack."""
+
+    poll_seconds: int = AWS_POLL_SECONDS
+    loadgen_startup_seconds: int = AWS_LOADGEN_STARTUP_SECONDS
+    deploy_timeout_seconds: int = AWS_DEPLOY_TIMEOUT_SECONDS
+
+    @property
+    def max_polls(self) -> int:  # as Settings.max_polls
+        return max(1, -(-self.deploy_timeout_seconds // max(1, self.poll_seconds)))
+
+
+def load_bound(load: LoadSettings) -> float:
+    """Seconds the local load engine can spend measuring one type, after its warm-up.
+
+    The search starts a step only while ``elapsed + step_seconds <= max_seconds`` and runs at
+    most ``max_steps``; a started step can last step + drain + the reply slack, plus a
+    cool-down after a failing step. The legacy ramp stops at ``max_seconds`` (+ its slack).
+    """
+    if load.method == "legacy":
+        return load.max_seconds + LEGACY_SLACK_SECONDS
+    if load.max_seconds < load.step_seconds:
+        return 0.0
+    drain = min(load.request_timeout_seconds, max(2.0, load.step_seconds / 2))
+    step = (
+        STEP_START_DELAY_SECONDS + load.step_seconds + drain + REPLY_SLACK_SECONDS
+        + COOL_DOWN_SECONDS
+    )
+    by_time = load.max_seconds - load.step_seconds + step
+    return min(by_time, load.max_steps * step)
+
+
+def local_bounds(bench: BenchmarkInput) -> PhaseBounds:
+    """Bounds of ``rightsizer run`` (pipeline.benchmark_type) for one type of ``bench``."""
+    load = bench.load
+    return PhaseBounds(
+        where="local",
+        deploy=LOCAL_DEPLOY_SECONDS,
+        smoke=LOCAL_SMOKE_SECONDS_PER_PAYLOAD * len(bench.payloads),
+        warm_up=LOADGEN_START_SECONDS
+        + WARM_UP_SECONDS
+        + load.request_timeout_seconds
+        + REPLY_SLACK_SECONDS,
+        load=load_bound(load),
+        cleanup=WORKER_STOP_SECONDS * load.processes + ENDPOINT_STOP_SECONDS,
+    )
+
+
+def aws_bounds(bench: BenchmarkInput, stack: StackLimits | None = None) -> PhaseBounds:
+    """Bounds of the state machine's Map iteration for one type (statemachine/rightsize.asl.json).
+
+    Deploy: CreateEndpoint (with its retries), then the poll loop, which waits
+    ``poll_seconds`` before each DescribeEndpoint and gives up after ``max_polls`` + 1 waits
+    (polls counts 0..max). Smoke test: the Lambda's timeout, four tries. Warm-up and load:
+    the ECS task's TimeoutSeconds, ``int(load.max_seconds) + loadgen_startup_seconds``, plus
+    RunTask's retry waits (a refused RunTask fails at once; a task that ran is not retried).
+    Cleanup: DeleteEndpoint with its retries; billing stops there. Throttling retries of each
+    DescribeEndpoint poll are not counted.
+    """
+    stack = stack or DefaultStack()
+    retries = float(AWS_SAGEMAKER_RETRY_WAITS)
+    return PhaseBounds(
+        where="aws",
+        deploy=retries + (stack.max_polls + 1) * stack.poll_seconds,
+        smoke=(AWS_LAMBDA_RETRIES + 1) * AWS_SMOKE_LAMBDA_SECONDS + AWS_LAMBDA_RETRY_WAITS,
+        warm_up=float(stack.loadgen_startup_seconds),
+        load=float(int(bench.load.max_seconds) + AWS_ECS_RETRY_WAITS),
+        cleanup=retries,
+        failed_deploy_cleanup=retries + stack.max_polls * stack.poll_seconds,
+    )
+
+
+def bounds_for(bench: BenchmarkInput) -> PhaseBounds:
+    """Local bounds for local profiles, the default stack's bounds for SageMaker types."""
+    return local_bounds(bench) if bench.specs[0].is_local else aws_bounds(bench)
+
+
+@dataclass(frozen=True)
+class TypeCost:
+    instance_type: str
+    count: int
+    hours: float  # per instance
+    price_per_hour: float
+
+    @property
+    def instance_hours(self) -> float:
+        return self.count * self.hours
+
+    @property
+    def usd(self) -> float:
+        return self.instance_hours * self.price_per_hour
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    bounds: PhaseBounds
+    types: tuple[TypeCost, ...]
+
+    @property
+    def instance_hours(self) -> float:
+        return sum(t.instance_hours for t in self.types)
+
+    @property
+    def usd(self) -> float:
+        return sum(t.usd for t in self.types)
+
+
+def worst_case(
+    bench: BenchmarkInput, prices: Mapping[str, float], bounds: PhaseBounds | None = None
+) -> CostEstimate:
+    """Per type: count x (sum of phase bounds) hours x USD per instance-hour, and the total.
+
+    ``prices`` must hold every type (``pricing.resolve_prices`` gives that).
+    """
+    bounds = bounds or bounds_for(bench)
+    hours = bounds.seconds / 3600.0
+    types = tuple(
+        TypeCost(s.instance_type, s.count, hours, prices[s.instance_type]) for s in bench.specs
+    )
+    return CostEstimate(bounds, types)
+
+
+def at_most(usd: float) -> str:
+    """Dollars rounded up to the cent: an upper bound stays an upper bound."""
+    return f"${math.ceil(round(usd * 100, 6)) / 100:,.2f}"
+
+
+def cap_problem(bench: BenchmarkInput, estimate: CostEstimate) -> str | None:
+    """The ``max_cost_usd`` error line when the worst case is above the input's cap, else None."""
+    cap = bench.max_cost_usd
+    if cap is None or estimate.usd <= cap:
+        return None
+    return (
+        f"max_cost_usd: the worst case is at most {at_most(estimate.usd)} "
+        f"({estimate.instance_hours:.2f} instance-hours over {len(estimate.types)} types; "
+        f"{estimate.bounds.describe()}), above the cap of ${cap:,.2f}: raise max_cost_usd to "
+        f"at least {at_most(estimate.usd)}, test fewer instance types, or lower "
+        f"load.max_seconds (now {bench.load.max_seconds:g} s)"
+    )
+
+
+def format_estimate(estimate: CostEstimate) -> str:
+    """A table, one row per type, and the total: 'at most N instance-hours, at most $X'."""
+    header = ("type", "count", "hours", "instance-hours", "$/hour", "$ at most")
+    rows = [header] + [
+        (
+            t.instance_type,
+            str(t.count),
+            f"{t.hours:.2f}",
+            f"{t.instance_hours:.2f}",
+            f"{t.price_per_hour:.4g}",
+            at_most(t.usd).lstrip("$"),
+        )
+        for t in estimate.types
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(
+        [
+            f"worst-case cost ({estimate.bounds.describe()}):",
+            *("  " + line.rstrip() for line in lines),
+            f"at most {estimate.instance_hours:.2f} instance-hours, at most "
+            f"{at_most(estimate.usd)}",
+        ]
+    )
+
+
+def missing_price_lines(
+    bench: BenchmarkInput, missing: Sequence[str], where: str = "the bundled price table"
+) -> list[str]:
+    """One ``instance_types[i]: ...`` line per type without a price, with a likely fix."""
+    lines = []
+    for index, spec in enumerate(bench.specs):
+        if spec.instance_type not in missing:
+            continue
+        name = spec.instance_type
+        guess = suggest_instance_type(name)
+        hint = f" Did you mean {guess!r}?" if guess and guess != name else ""
+        lines.append(
+            f"instance_types[{index}]: no price for {name!r} in {bench.region} (not in the "
+            f'input\'s "prices" nor in {where}).{hint} If {name!r} is right, add its USD per '
+            f'instance-hour to the input: "prices": {{"{name}": 1.23}} (see the SageMaker '
+            "pricing page, On-Demand, Real-Time Inference)"
+        )
+    return lines
