@@ -27,6 +27,7 @@ What is simulated, and how (each patch is test-only and as narrow as it can be):
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
@@ -166,6 +167,7 @@ class Scenario:
     loadgen_runs: list[dict[str, str]] = field(default_factory=list)
     exit_codes: dict[str, int] = field(default_factory=dict)  # task ARN -> exit code
     smoke_calls: list[str] = field(default_factory=list)
+    smoke_bodies: list[bytes] = field(default_factory=list)
     describe_calls: dict[str, int] = field(default_factory=dict)
 
 
@@ -386,6 +388,7 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
         from moto.sagemaker.models import sagemaker_backends
 
         scenario.smoke_calls.append(endpoint_name)
+        scenario.smoke_bodies.append(base64.b64decode(unique_repr))
         backend = sagemaker_backends[self.account_id][self.region_name]
         endpoint = backend.endpoints.get(endpoint_name)
         if endpoint is None or endpoint.endpoint_status != "InService":
@@ -402,14 +405,20 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
 
     monkeypatch.setattr(SageMakerRuntimeBackend, "invoke_endpoint", invoke_endpoint)
 
-    # moto 5.2.5 reads EndpointName from the wrong place (it arrives as None); take it from the
-    # request path, /endpoints/<name>/invocations, as SageMaker does.
-    original_response_invoke = SageMakerRuntimeResponse.invoke_endpoint
+    # moto 5.2.5's InvokeEndpoint handler reads EndpointName from the wrong place (it arrives
+    # as None) and decodes the request body as UTF-8 (a JPEG fails). Take the name from the
+    # path, /endpoints/<name>/invocations, and keep the body as bytes, as SageMaker does.
+    monkeypatch.setattr(SageMakerRuntimeResponse, "use_raw_body", True)
 
     def response_invoke(self):
-        params = {**self._get_params(), "EndpointName": unquote(self.path.split("/")[2])}
-        self._get_params = lambda: params
-        return original_response_invoke(self)
+        name = unquote(self.path.split("/")[2])
+        body, content_type, variant, _ = self.sagemakerruntime_backend.invoke_endpoint(
+            endpoint_name=name, unique_repr=base64.b64encode(self.raw_body or b"")
+        )
+        headers = {"Content-Type": content_type}
+        if variant:
+            headers["x-Amzn-Invoked-Production-Variant"] = variant
+        return 200, headers, body
 
     monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint", response_invoke)
     return scenario
@@ -563,7 +572,5 @@ def make_input() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def payload(s3: Any) -> str:
-    # Valid UTF-8 on purpose: moto's sagemaker-runtime decodes request bodies as text (a real
-    # JPEG's bytes would fail inside moto, not in our code).
-    s3.put_object(Bucket=BUCKET, Key=PAYLOAD_KEY, Body=b"JFIF fake jpeg bytes")
+    s3.put_object(Bucket=BUCKET, Key=PAYLOAD_KEY, Body=b"\xff\xd8\xff\xe0 not really a jpeg")
     return f"s3://{BUCKET}/{PAYLOAD_KEY}"

@@ -33,6 +33,9 @@ def test_three_types_all_succeed(stack, payload, make_input):
         assert f"runs/{run_id}/{name}" in keys
     assert out["report_uri"] == f"s3://{stack.bucket}/runs/{run_id}/report.html"
     assert len(stack.scenario.loadgen_runs) == 3
+    # The smoke test sent the payload's exact bytes (binary, from the run's copy).
+    sent = stack.s3.get_object(Bucket=stack.bucket, Key="payloads/cat.jpg")["Body"].read()
+    assert stack.scenario.smoke_bodies == [sent] * 3
 
 
 NOTHING = {"models": [], "endpoint_configs": [], "endpoints": []}
