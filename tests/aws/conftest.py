@@ -32,6 +32,7 @@ import importlib.util
 import io
 import json
 import re
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -52,7 +53,7 @@ PREFIX = "rightsizer"
 BUCKET = "rightsizer-results-test"
 LOADGEN_CONTAINER = "loadgen"
 FUNCTION_DIRS = {f"{PREFIX}-validate": "validate", f"{PREFIX}-smoke-test": "smoke_test",
-                 f"{PREFIX}-recommend": "recommend"}
+                 f"{PREFIX}-recommend": "recommend", f"{PREFIX}-janitor": "janitor"}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -163,6 +164,8 @@ class Scenario:
     create_config_error: dict[str, str] = field(default_factory=dict)  # type -> message
     model_error: dict[str, tuple[int, str]] = field(default_factory=dict)  # type -> (status, msg)
     loadgen_crash: dict[str, str] = field(default_factory=dict)  # type -> exception message
+    # When set, the fake task "runs" until release() or 30 s: lets a test abort mid-Map.
+    hold_load: threading.Event | None = None
     # Filled in by the harness:
     loadgen_runs: list[dict[str, str]] = field(default_factory=list)
     exit_codes: dict[str, int] = field(default_factory=dict)  # task ARN -> exit code
@@ -299,6 +302,8 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
             assert container["name"] == LOADGEN_CONTAINER
             env.update({e["name"]: e["value"] for e in container.get("environment", [])})
         scenario.loadgen_runs.append(env)
+        if scenario.hold_load is not None:
+            scenario.hold_load.wait(timeout=30)
         code = loadgen_task.main(env, find_max_rate=fake_find_max_rate(scenario))
         for task in tasks:
             scenario.exit_codes[task.task_arn] = code

@@ -32,11 +32,12 @@ def test_handlers_import_without_numpy_or_pandas():
         "import sys, importlib.util\n"
         "for name in ('numpy', 'pandas', 'locust', 'gevent'):\n"
         "    sys.modules[name] = None  # any import of them now raises ImportError\n"
-        "for fn in ('validate', 'smoke_test', 'recommend'):\n"
+        "for fn in ('validate', 'smoke_test', 'recommend', 'janitor'):\n"
         "    spec = importlib.util.spec_from_file_location(fn, f'functions/{fn}/app.py')\n"
         "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "import rightsizer.recommend, rightsizer.report, rightsizer.pricing\n"
         "import rightsizer.aws.validate, rightsizer.aws.smoke, rightsizer.aws.finish\n"
+        "import rightsizer.aws.janitor, rightsizer.aws.start\n"
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -86,5 +87,6 @@ def test_sam_build_produces_the_layer_and_functions(tmp_path):
     assert (layer / "rightsizer" / "data" / "prices.json").is_file()
     assert list((layer / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
     assert (layer / "aws_lambda_powertools").is_dir()
-    for function in ("ValidateFunction", "SmokeTestFunction", "RecommendFunction"):
+    for function in ("ValidateFunction", "SmokeTestFunction", "RecommendFunction",
+                     "JanitorFunction"):
         assert (build / function / "app.py").is_file()

@@ -81,3 +81,32 @@ def test_a_stack_without_the_outputs_is_refused(moto_aws):
         find_stack("other", cfn)
     with pytest.raises(StartError, match="not found"):
         find_stack("missing", cfn)
+
+
+def test_module_command_starts_waits_and_saves_the_report(deployed, stack, payload, tmp_path,
+                                                          monkeypatch, capsys, make_input):
+    from rightsizer.aws.start import main
+
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(make_input("ml.c5.xlarge")))
+    monkeypatch.chdir(tmp_path)
+    code = main([str(path), "--stack", "rightsizer", "--region", "us-east-1", "--wait",
+                 "--name", "cli-run", "--poll-seconds", "0.05"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "recommended: ml.c5.xlarge" in out
+    report = next((tmp_path / "results" / "runs").glob("*/report.html"))
+    assert report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_module_command_reports_a_failed_run(deployed, stack, payload, tmp_path, capsys,
+                                             make_input):
+    from rightsizer.aws.start import main
+
+    stack.scenario.endpoint_fails["ml.c5.xlarge"] = "no capacity"
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(make_input("ml.c5.xlarge")))
+    code = main([str(path), "--stack", "rightsizer", "--region", "us-east-1", "--wait",
+                 "--poll-seconds", "0.05"])
+    assert code == 1
+    assert "NoInstanceTypeSucceeded" in capsys.readouterr().err

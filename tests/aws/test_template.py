@@ -30,6 +30,9 @@ BIN = Path(sys.executable).parent
 # Actions AWS does not let a policy scope to a resource: "Resource": "*" is allowed for these only.
 NO_RESOURCE_LEVEL = {
     "pricing:GetProducts",
+    "sagemaker:ListEndpoints",
+    "sagemaker:ListEndpointConfigs",
+    "sagemaker:ListModels",
     "ecr:GetAuthorizationToken",
     "cloudwatch:PutMetricData",
     "logs:CreateLogDelivery",
@@ -201,7 +204,7 @@ def test_wildcard_resources_only_where_aws_has_no_resource_level_permissions(tem
 def test_sagemaker_permissions_are_scoped_to_the_name_prefix(template):
     for name, statement in _statements(template):
         actions = [a for a in _as_list(statement["Action"]) if a.startswith("sagemaker:")]
-        if not actions:
+        if not actions or set(actions) <= NO_RESOURCE_LEVEL:
             continue
         for resource in _as_list(statement["Resource"]):
             text = json.dumps(resource)
@@ -246,3 +249,11 @@ def test_samconfig_overrides_name_real_parameters(template):
     names = {pair.split("=", 1)[0] for pair in shlex.split(deploy["parameter_overrides"])}
     assert names <= set(template["Parameters"])
     assert not names & {"LoadgenImageUri", "VpcId", "Subnets"}  # --guided asks for these
+
+
+def test_janitor_runs_when_an_execution_ends_and_hourly(template):
+    events = template["Resources"]["JanitorFunction"]["Properties"]["Events"]
+    pattern = events["ExecutionEnded"]["Properties"]["Pattern"]
+    assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": "RightsizeStateMachine"}]
+    assert json.loads(events["HourlySweep"]["Properties"]["Input"]) == {"sweep": True}

@@ -126,3 +126,22 @@ class FinishEvent(_Event):
     run: RunContext
     prices: dict[str, float]
     outcomes: list[ItemResult]
+
+
+class JanitorEvent(_Event):
+    """An EventBridge "Step Functions Execution Status Change" event, ``{"sweep": true}`` from
+    the schedule, or ``{"execution_arn": ...}`` when invoked by hand."""
+
+    detail: dict[str, Any] | None = None
+    execution_arn: str | None = None
+    sweep: bool = False
+
+    @property
+    def target(self) -> str | None:
+        """The execution to clean up after; None for a sweep of every finished execution."""
+        if self.sweep:
+            return None
+        arn = self.execution_arn or (self.detail or {}).get("executionArn")
+        if not arn:
+            raise ValueError("no execution ARN in the event: give execution_arn or sweep: true")
+        return str(arn)

@@ -125,3 +125,58 @@ def download_report(output: dict[str, Any], s3: Any, destination: str | Path) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     s3.download_file(match["bucket"], match["key"], str(target))
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rightsizer.aws.start FILE --stack NAME [--wait]``."""
+    import argparse
+    import sys
+
+    import boto3
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rightsizer.aws.start",
+        description="Start a benchmark on a deployed rightsizer stack (see docs/aws.md).",
+    )
+    parser.add_argument("input", help="the input JSON file")
+    parser.add_argument("--stack", required=True, help="the CloudFormation stack name")
+    parser.add_argument("--region", help="the stack's region (default: your AWS config's)")
+    parser.add_argument("--name", help="execution name (default: <input name>-<UTC time>)")
+    parser.add_argument("--wait", action="store_true", help="follow it and download the report")
+    parser.add_argument("--report", help="where to save report.html (default: "
+                        "results/runs/<run_id>/report.html)")
+    parser.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    session = boto3.Session(region_name=args.region)
+    sfn, s3 = session.client("stepfunctions"), session.client("s3")
+    try:
+        stack = find_stack(args.stack, session.client("cloudformation"))
+        arn = start_run(args.input, stack, sfn=sfn, s3=s3, execution_name=args.name)
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"started {arn}")
+    if not args.wait:
+        return 0
+    described = follow(arn, sfn=sfn, progress=print, poll_seconds=args.poll_seconds)
+    if described["status"] != "SUCCEEDED":
+        print(f"{described['status']}: {described.get('error', '')}: {described.get('cause', '')}",
+              file=sys.stderr)
+        return 1
+    output = json.loads(described["output"])
+    target = args.report or f"results/runs/{output['run_id']}/report.html"
+    report = download_report(output, s3, target)
+    best = output.get("recommended")
+    if best:
+        print(f"recommended: {best['instance_type']} x{best['instance_count_at_min']}"
+              f"-{best['instance_count_at_max']}, ${best['monthly_cost_usd_at_min']:,.2f}/month "
+              "at min traffic")
+    for failed in output.get("failed_types", []):
+        print(f"failed: {failed['instance_type']} at {failed['stage']}: {failed['reason']}")
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +46,8 @@ SMOKE_AND_DELETE_SECONDS = 600
 # ECS limits one task's overrides to 8192 characters; keep well inside.
 MAX_OVERRIDE_CHARS = 7000
 SUMMARY_NAME = "summary.json"
+# Execution names that stay exact in SageMaker tags (the janitor matches on the ARN).
+EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
 class InvalidInput(ValueError):
@@ -61,6 +64,11 @@ def plan_run(
     """Validate ``event.input`` and return the state machine's plan (``ValidateOutput``)."""
     bench = parse_input(event.input)
     problems = aws_problems(bench, settings)
+    if not EXECUTION_NAME.match(event.execution.name):
+        problems.append(
+            f"(execution name): {event.execution.name!r}: use letters, digits, '-' and '_' "
+            "(it goes into resource names and tags); start the execution again with such a name"
+        )
     if problems:
         raise InvalidInput("\n".join(problems))
     region = settings.region
