@@ -14,6 +14,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -429,3 +430,105 @@ def test_format_errors_never_fails_and_always_names_a_location(raw: Any) -> None
             assert where != "(input)", line  # an object's problems are always some field's
         else:
             assert where == "(input)" and "JSON object" in message, line
+
+
+# --- docs/input.md's field tables are `rightsizer schema`, rendered -----------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "input.md"
+START, END = "<!-- fields: generated from `rightsizer schema` -->", "<!-- fields: end -->"
+ORDER = ["Traffic", "Objective", "LoadSettings", "InstanceTypeSpec", "Payload", "ModelPackage",
+         "ImageModel", "ExistingModel", "LocalModel", "SyntheticModel"]
+TITLES = {"Traffic": "traffic", "Objective": "objective", "LoadSettings": "load",
+          "InstanceTypeSpec": "instance_types[] (object form)", "Payload": "payloads[]",
+          "ModelPackage": 'model, kind "model_package"', "ImageModel": 'model, kind "image"',
+          "ExistingModel": 'model, kind "existing"', "LocalModel": 'model, kind "local"',
+          "SyntheticModel": 'model, kind "synthetic"'}
+
+
+def _type(spec: dict[str, Any]) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rsplit("/", 1)[-1]
+    if "oneOf" in spec or "anyOf" in spec:
+        parts = [_type(s) for s in spec.get("oneOf", spec.get("anyOf", []))]
+        return " or ".join(p for p in parts if p != "null") + (
+            " or null" if "null" in parts else "")
+    if "const" in spec:
+        return json.dumps(spec["const"])
+    if "enum" in spec:
+        return " or ".join(json.dumps(v) for v in spec["enum"])
+    kind = spec.get("type", "any")
+    if kind == "array":
+        return f"list of {_type(spec.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in spec:
+        return f"object of {_type(spec['additionalProperties'])}"
+    return str(kind)
+
+
+def _allowed(spec: dict[str, Any]) -> str:
+    specs = [spec, *spec.get("anyOf", [])]
+    rules = []
+    for s in specs:
+        for key, word in (("exclusiveMinimum", "> "), ("minimum", "≥ "), ("exclusiveMaximum", "< "),
+                          ("maximum", "≤ ")):
+            if key in s:
+                rules.append(f"{word}{_number(s[key])}")
+        if "minItems" in s or "maxItems" in s:
+            rules.append(f"{s.get('minItems', 0)} to {s.get('maxItems', 'any number of')} items")
+        if "pattern" in s:
+            rules.append(f"`{s['pattern']}`")
+    return ", ".join(rules)
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else repr(value)
+
+
+def _default(name: str, spec: dict[str, Any], required: list[str]) -> str:
+    if name in required:
+        return "required"
+    if "default" not in spec:
+        return "`{}`" if spec.get("type") == "object" else "-"
+    default = spec["default"]
+    if isinstance(default, dict):
+        return "see below"
+    return f"`{json.dumps(default)}`"
+
+
+def _table(title: str, model: dict[str, Any]) -> list[str]:
+    required = model.get("required", [])
+    lines = [f"#### `{title}`", "", "| field | type | default | allowed | meaning |",
+             "|---|---|---|---|---|"]
+    for name, spec in model["properties"].items():
+        row = [f"`{name}`", _type(spec), _default(name, spec, required), _allowed(spec),
+               spec.get("description", "")]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return [*lines, ""]
+
+
+def field_tables() -> str:
+    """The field tables of docs/input.md, from the JSON Schema `rightsizer schema` prints."""
+    schema = BenchmarkInput.model_json_schema()
+    defs = schema["$defs"]
+    names = [n for n in ORDER if n in defs] + sorted(set(defs) - set(ORDER))
+    lines = _table("top level", schema)
+    for name in names:
+        lines += _table(TITLES.get(name, name), defs[name])
+    return "\n".join(lines)
+
+
+def test_the_docs_field_tables_are_the_schema() -> None:
+    text = DOCS.read_text()
+    generated = text[text.index(START) + len(START): text.index(END)].strip()
+    assert generated == field_tables().strip(), (
+        "docs/input.md is out of date: run `.venv/bin/python tests/test_schema_properties.py`")
+
+
+def test_the_docs_count_the_corpus() -> None:
+    manifest = json.loads((DOCS.parents[1] / "tests/bad_inputs/manifest.json").read_text())
+    assert f"{len(manifest['cases'])} malformed inputs" in DOCS.read_text()
+
+
+if __name__ == "__main__":  # rewrite the generated block of docs/input.md
+    text = DOCS.read_text()
+    head, rest = text.split(START, 1)
+    DOCS.write_text(f"{head}{START}\n\n{field_tables()}\n{END}{rest.split(END, 1)[1]}")

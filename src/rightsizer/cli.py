@@ -100,6 +100,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.file}: valid. {len(benchmark.specs)} instance types: {types}")
     estimate = cost.worst_case(benchmark, resolve_prices(benchmark))
     print(cost.format_estimate(estimate))
+    if estimate.bounds.where == "aws":
+        print(
+            "(AWS bounds with the template's defaults, DeployTimeoutSeconds "
+            f"{cost.AWS_DEPLOY_TIMEOUT_SECONDS} and PollSeconds {cost.AWS_POLL_SECONDS}; "
+            "see docs/input.md)"
+        )
     if benchmark.max_cost_usd is not None:
         print(f"within the cap max_cost_usd = ${benchmark.max_cost_usd:,.2f}")
     elif not benchmark.specs[0].is_local:
