@@ -52,9 +52,12 @@ def check_input(path: Path) -> BenchmarkInput:
 def _parse_input_file(path: Path) -> BenchmarkInput:
     try:
         text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InputError(f"{path}: cannot read it ({reason})") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not a valid input:\n(input): not valid JSON: not UTF-8 text"
+        ) from exc
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
