@@ -84,7 +84,7 @@ def test_validate_is_deterministic_for_one_execution(validate, make_input):
                     "arn:aws:sagemaker:eu-west-1:865070037744:model-package/resnet"}},
          "model.arn: the model package is in eu-west-1"),
         ({"instance_types": ["ml.c5.xlarge", "ml.inf9.xlarge"]}, "prices: no price for"),
-        ({"max_cost_usd": 0.01}, "max_cost_usd: the worst case is $"),
+        ({"max_cost_usd": 0.01}, "max_cost_usd: the worst case is at most $"),
         ({"model": {"kind": "image", "image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/m:1",
                     "model_data_url": "s3://other-bucket/model.tar.gz"}},
          "model.model_data_url: the endpoints' role reads"),

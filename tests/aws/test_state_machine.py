@@ -24,6 +24,7 @@ def test_three_types_all_succeed(stack, payload, make_input):
     assert sorted(out["tested_types"]) == sorted(THREE_TYPES)
     assert out["recommended"]["instance_type"] in THREE_TYPES
     assert out["recommended"]["monthly_cost_usd_at_min"] > 0
+    assert out["worst_case_cost_usd"] > 0
     run_id = out["run_id"]
     keys = stack.keys(f"runs/{run_id}/")
     for kind in THREE_TYPES:

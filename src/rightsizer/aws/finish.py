@@ -72,6 +72,7 @@ def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
         "failed_types": failed,
         "cleanup_problems": problems,
         "notes": list(run.notes),
+        "worst_case_cost_usd": run.worst_case_cost_usd,
     }
     best = recommendation.recommended
     if best is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rightsizer import cost
 from rightsizer.aws.events import (
     ItemNames,
     LoadgenTask,
@@ -41,8 +42,6 @@ from rightsizer.store import INPUT, S3RunStore, write_json
 
 log = logging.getLogger(__name__)
 
-# Seconds an endpoint is billed beyond deploy + load: the smoke test and the deletion.
-SMOKE_AND_DELETE_SECONDS = 600
 # ECS limits one task's overrides to 8192 characters; keep well inside.
 MAX_OVERRIDE_CHARS = 7000
 SUMMARY_NAME = "summary.json"
@@ -83,15 +82,10 @@ def plan_run(
         raise InvalidInput(str(exc)) from None
 
     prices = _prices(bench.model_copy(update={"region": region}), settings, price_source)
-    worst_case = worst_case_cost(bench, prices, settings)
-    if bench.max_cost_usd is not None and worst_case > bench.max_cost_usd:
-        raise InvalidInput(
-            f"max_cost_usd: the worst case is ${worst_case:,.2f} (every type deployed for its "
-            f"full deploy bound, {settings.deploy_timeout_seconds} s, plus load.max_seconds, "
-            f"{bench.load.max_seconds:g} s, plus {SMOKE_AND_DELETE_SECONDS} s for the smoke test "
-            f"and deletion), above the cap of ${bench.max_cost_usd:,.2f}: raise the cap, lower "
-            "load.max_seconds, or test fewer types"
-        )
+    estimate = cost.worst_case(bench, prices, cost.aws_bounds(bench, settings))
+    problem = cost.cap_problem(bench, estimate)
+    if problem:
+        raise InvalidInput(problem)
 
     # Everything checked: now write. input.json is the input as validated (defaults filled in).
     write_json(store, INPUT, bench.model_dump(mode="json"))
@@ -118,7 +112,7 @@ def plan_run(
         execution_name=event.execution.name,
         name_prefix=settings.name_prefix,
         concurrency=concurrency,
-        worst_case_cost_usd=round(worst_case, 2),
+        worst_case_cost_usd=round(estimate.usd, 2),
         notes=notes,
     )
     items = [_item(bench, spec.instance_type, spec.count, run, payload_refs, settings)
@@ -237,9 +231,8 @@ def _prices(bench: BenchmarkInput, settings: Settings, source: Any) -> dict[str,
 
 
 def worst_case_cost(bench: BenchmarkInput, prices: dict[str, float], settings: Settings) -> float:
-    """USD if every endpoint stays up for its whole bound: deploy + load + smoke + deletion."""
-    seconds = settings.deploy_timeout_seconds + bench.load.max_seconds + SMOKE_AND_DELETE_SECONDS
-    return sum(prices[s.instance_type] * s.count * seconds / 3600.0 for s in bench.specs)
+    """USD if every endpoint stays up for all its bounds on this stack (``rightsizer.cost``)."""
+    return cost.worst_case(bench, prices, cost.aws_bounds(bench, settings)).usd
 
 
 def _model_request(bench: BenchmarkInput) -> tuple[bool, dict[str, Any]]:
