@@ -24,21 +24,6 @@ class InputError(ValueError):
     """A bad input file; the message names the field and the fix."""
 
 
-def load_input(path: Path) -> BenchmarkInput:
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read it ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from exc
-    try:
-        return BenchmarkInput.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(f"{path} is not a valid input:\n{format_errors(exc)}") from exc
-
-
 def check_input(path: Path) -> BenchmarkInput:
     """Everything that can be checked offline: schema, payload files, prices, the cost cap.
 
@@ -278,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rps", type=float)
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser(
+        "start",
+        help="start (and with --wait follow) an execution on a deployed stack",
+        add_help=False,
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="FILE --stack NAME [--wait] ...")
+
     p = sub.add_parser("loadtest", help="find one endpoint's maximum sustainable rate")
     p.add_argument("--url", required=True, help="base URL of a server with POST /invocations")
     p.add_argument("--payload", type=Path, required=True)
@@ -299,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["start"]:  # its own parser, options and --help included
+        from rightsizer.aws.start import main as start_main
+
+        return start_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -128,14 +128,14 @@ def download_report(output: dict[str, Any], s3: Any, destination: str | Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rightsizer.aws.start FILE --stack NAME [--wait]``."""
+    """``rightsizer start FILE --stack NAME [--wait]``."""
     import argparse
     import sys
 
     import boto3
 
     parser = argparse.ArgumentParser(
-        prog="python -m rightsizer.aws.start",
+        prog="rightsizer start",
         description="Start a benchmark on a deployed rightsizer stack (see docs/aws.md).",
     )
     parser.add_argument("input", help="the input JSON file")
