@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Taken at import, before a benchmark pins itself to one core.
+NPROC = len(os.sched_getaffinity(0))
 DOC = ROOT / "docs" / "benchmarks.md"
 
 HEADER = """# Benchmarks of the load engine
 
 Run from the repository root (each prints its table and rewrites its own section below):
 
-    .venv/bin/python benchmarks/capacity_accuracy.py      # accuracy + search time vs. the legacy method
-    .venv/bin/python benchmarks/loadgen_throughput.py     # load-generator ceiling, plain and SigV4
+    .venv/bin/python benchmarks/capacity_accuracy.py    # accuracy, search time, vs. legacy
+    .venv/bin/python benchmarks/loadgen_throughput.py   # load-generator ceiling, plain + SigV4
 
 `--quick` runs a reduced set (for a smoke check, not for the record).
 
@@ -38,7 +40,7 @@ def machine() -> str:
     except OSError:
         pass
     return (
-        f"{os.cpu_count()} cores (`nproc`: {len(os.sched_getaffinity(0))}), {cpu}, "
+        f"{os.cpu_count()} cores (`nproc`: {NPROC}), {cpu}, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import table, write_section  # noqa: E402
+from _common import table, write_section
 
-from rightsizer.endpoints.local import LocalEndpoint  # noqa: E402
-from rightsizer.engine import find_max_rate  # noqa: E402
-from rightsizer.loadgen.target import HttpTarget  # noqa: E402
-from rightsizer.payloads import LoadedPayload  # noqa: E402
-from rightsizer.schema import InstanceTypeSpec, LoadSettings, Objective, SyntheticModel  # noqa: E402
+from rightsizer.endpoints.local import LocalEndpoint
+from rightsizer.engine import find_max_rate
+from rightsizer.loadgen.target import HttpTarget
+from rightsizer.payloads import LoadedPayload
+from rightsizer.schema import InstanceTypeSpec, LoadSettings, Objective, SyntheticModel
 
 PAYLOAD = [LoadedPayload(b'{"x": 1}', "application/json", None, 1.0)]
 LEGACY_MAX_SECONDS = 180.0
@@ -39,17 +39,21 @@ LOAD_SECONDS_TARGET = 120.0
 class Case:
     label: str
     model: SyntheticModel
+    legacy: bool = True
 
     @property
     def capacity(self) -> float:
         return self.model.slots / (self.model.service_ms / 1000)
 
 
-def case(slots: int, ms: float, dist: str, label: str = "", **extra: float) -> Case:
+def case(
+    slots: int, ms: float, dist: str, label: str = "", queue: int = 0, legacy: bool = True,
+    **extra: float,
+) -> Case:
     model = SyntheticModel(
-        slots=slots, service_ms=ms, service_distribution=dist, queue=4 * slots, **extra
+        slots=slots, service_ms=ms, service_distribution=dist, queue=queue or 4 * slots, **extra
     )
-    return Case(label or f"{slots} slots x {ms:g} ms, {dist}", model)
+    return Case(label or f"{slots} slots x {ms:g} ms, {dist}", model, legacy)
 
 
 def cases(quick: bool) -> list[Case]:
@@ -65,6 +69,9 @@ def cases(quick: bool) -> list[Case]:
         case(2, 20, "fixed", "2 x 20 ms fixed, 0.5% failures", failure_rate=0.005),
         case(2, 20, "fixed", "2 x 20 ms fixed, cold 15 s x5", cold_start_seconds=15,
              cold_start_factor=5),
+        # Exponential service with a deep queue (64 x slots): k/S becomes sustainable.
+        case(1, 40, "exponential", "1 x 40 ms exponential, queue 64", queue=64, legacy=False),
+        case(2, 20, "exponential", "2 x 20 ms exponential, queue 128", queue=128, legacy=False),
     ]
 
 
@@ -121,27 +128,31 @@ def main() -> None:
     parser.add_argument("--keep", help="folder for the summaries (default: a temp folder)")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild the table from the summaries already in --keep")
+    parser.add_argument("--only", type=int, nargs="*",
+                        help="measure only these rows (by index), read the others from --keep")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="capacity-accuracy-"))
     legacy_seconds = 60.0 if args.quick else LEGACY_MAX_SECONDS
     rows, misses = [], []
     for index, c in enumerate(cases(args.quick)):
         search_dir, legacy_dir = root / f"{index}-search", root / f"{index}-legacy"
-        if not args.report_only:
+        fresh = not args.report_only and (args.only is None or index in args.only)
+        if fresh:
             measure(c, LoadSettings(), search_dir)
         s = json.loads((search_dir / "summary.json").read_text())
         print(f"[{c.label}] search: {s['max_sustainable_rps']:.1f} rps, {s['load_seconds']} s "
               f"of load, {len(s['steps'])} steps", flush=True)
-        if not args.report_only:
+        if fresh and c.legacy:
             measure(c, LoadSettings(method="legacy", max_seconds=legacy_seconds), legacy_dir)
-        l = json.loads((legacy_dir / "summary.json").read_text())
-        print(f"[{c.label}] legacy: {l['max_sustainable_rps']:.1f} rps, {l['load_seconds']} s",
-              flush=True)
+        legacy_file = legacy_dir / "summary.json"
+        l = json.loads(legacy_file.read_text()) if c.legacy else None  # noqa: E741
+        if l is not None:
+            print(f"[{c.label}] legacy: {l['max_sustainable_rps']:.1f} rps, "
+                  f"{l['load_seconds']} s", flush=True)
         sustainable = sustainable_rate(c)
         found = s["max_sustainable_rps"]
         err = (found - c.capacity) / c.capacity
         serr = (found - sustainable) / sustainable
-        lerr = (l["max_sustainable_rps"] - c.capacity) / c.capacity
         ok = abs(err) <= ACCURACY_TARGET and s["load_seconds"] <= LOAD_SECONDS_TARGET
         if not ok:
             misses.append(f"{c.label}: {err:+.1%} vs k/S ({serr:+.1%} vs the simulated "
@@ -149,13 +160,17 @@ def main() -> None:
                           "failures, passed): " + ", ".join(
                               f"{st['target_rps']:g}: {st['failure_rate']:.1%} "
                               f"{'pass' if st['passed'] else 'fail'}" for st in s["steps"]))
-        legacy_note = next((n for n in l["notes"] if "stopped by" in n), "")
-        stopped = legacy_note.split("stopped by ", 1)[-1].split(" (")[0] if legacy_note else ""
+        legacy_cells = ["-", "-", "-", "not run"]
+        if l is not None:
+            lerr = (l["max_sustainable_rps"] - c.capacity) / c.capacity
+            note = next((n for n in l["notes"] if "stopped by" in n), "")
+            stopped = note.split("stopped by ", 1)[-1].split(" (")[0] if note else ""
+            legacy_cells = [f"{l['max_sustainable_rps']:.1f}", f"{lerr:+.1%}",
+                            f"{l['load_seconds']:.0f}", stopped]
         rows.append([
             c.label, f"{c.capacity:.1f}", f"{sustainable:.1f}", f"{found:.1f}", f"{err:+.1%}",
             f"{serr:+.1%}", f"{s['load_seconds']:.0f}", len(s["steps"]), s["bottleneck"],
-            "yes" if ok else "**no**",
-            f"{l['max_sustainable_rps']:.1f}", f"{lerr:+.1%}", f"{l['load_seconds']:.0f}", stopped,
+            "yes" if ok else "**no**", *legacy_cells,
         ])
     headers = [
         "endpoint", "true rps (k/S)", "sustainable at 1% (sim)", "found rps", "error vs k/S",

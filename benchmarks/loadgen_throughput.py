@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import table, write_section  # noqa: E402
+from _common import table, write_section
 
 # Fake credentials for SigV4 (inherited by the spawned load-generator processes).
 os.environ.update(
@@ -46,12 +46,12 @@ os.environ.update(
     AWS_EC2_METADATA_DISABLED="true",
 )
 
-from rightsizer.analysis import judge_step  # noqa: E402
-from rightsizer.engine import find_max_rate  # noqa: E402
-from rightsizer.loadgen.processes import LoadGenerator  # noqa: E402
-from rightsizer.loadgen.target import HttpTarget, SageMakerTarget  # noqa: E402
-from rightsizer.payloads import LoadedPayload  # noqa: E402
-from rightsizer.schema import LoadSettings, Objective  # noqa: E402
+from rightsizer.analysis import judge_step
+from rightsizer.engine import find_max_rate
+from rightsizer.loadgen.processes import LoadGenerator
+from rightsizer.loadgen.target import HttpTarget, SageMakerTarget
+from rightsizer.payloads import LoadedPayload
+from rightsizer.schema import LoadSettings, Objective
 
 BODY = b'{"x": 1}'
 PAYLOAD = [LoadedPayload(BODY, "application/json", None, 1.0)]
