@@ -73,7 +73,10 @@ http {{
   }}
 }}
 """
-WRK_LUA = 'wrk.method = "POST"\nwrk.body = \'{"x": 1}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+WRK_LUA = (
+    'wrk.method = "POST"\nwrk.body = \'{"x": 1}\'\n'
+    'wrk.headers["Content-Type"] = "application/json"\n'
+)
 
 
 def free_port() -> int:
@@ -95,15 +98,18 @@ def wait_port(port: int, timeout: float = 15) -> None:
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx:
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port))
         cmd = ["taskset", "-c", "1", nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"),
                "-g", "daemon off;"]
-        name = f"nginx {subprocess.run([nginx, '-v'], capture_output=True, text=True).stderr.strip().split('/')[-1]} (1 worker, `return 200`)"
+        version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr
+        name = f"nginx {version.strip().split('/')[-1]} (1 worker, `return 200`)"
     else:
-        cmd = ["taskset", "-c", "1", sys.executable, str(Path(__file__).with_name("nowork_server.py")),
-               str(port)]
+        script = str(Path(__file__).with_name("nowork_server.py"))
+        cmd = ["taskset", "-c", "1", sys.executable, script, str(port)]
         name = "uvicorn raw ASGI app (benchmarks/nowork_server.py)"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
@@ -141,16 +147,19 @@ def ladder(target, processes: int, start: float, limit: float) -> dict:
     return {"best": best, "steps": steps, "peak_rss_mb": rss / 1024}
 
 
-def run_wrk(port: int, tmp: Path, path: str) -> float | None:
+def run_wrk(port: int, tmp: Path, path: str) -> tuple[float | None, str]:
     if not shutil.which("wrk"):
-        return None
+        return None, "wrk not installed"
     (tmp / "post.lua").write_text(WRK_LUA)
     out = subprocess.run(
         ["taskset", "-c", "0", "wrk", "-t1", "-c64", "-d10s", "-s", str(tmp / "post.lua"),
          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=False,
     ).stdout
     match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    return float(match.group(1)) if match else None
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    errors = re.search(r"Socket errors:[^\n]*", out)
+    note = f"non-2xx: {bad.group(1) if bad else 0}" + (f"; {errors.group(0)}" if errors else "")
+    return (float(match.group(1)) if match else None), note
 
 
 def run_boto3(port: int, seconds: float) -> tuple[float, float]:
@@ -168,7 +177,32 @@ def run_boto3(port: int, seconds: float) -> tuple[float, float]:
     return n / wall, cpu / n * 1000
 
 
+_CPU_START: tuple[float, float] = (0.0, 0.0)
+
+
+def cpu_totals() -> tuple[float, float]:
+    """(busy seconds of the whole machine, busy seconds of this process tree so far)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = (sum(fields) - fields[3] - fields[4]) / tick  # minus idle and iowait
+    own = os.times()
+    return busy, own.user + own.system + own.children_user + own.children_system
+
+
+def busy_others() -> str:
+    busy, own = cpu_totals()
+    wall = time.time() - _STARTED
+    other = (busy - _CPU_START[0]) - (own - _CPU_START[1])
+    return (f"about {max(other, 0) / wall:.0%} of one core on average (machine busy minus this "
+            "process tree; includes the nginx server, which is not a child)")
+
+
+_STARTED = time.time()
+
+
 def main() -> None:
+    global _CPU_START, _STARTED
+    _CPU_START, _STARTED = cpu_totals(), time.time()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short ladders, no find_max_rate")
     args = parser.parse_args()
@@ -183,8 +217,8 @@ def main() -> None:
     try:
         results["plain-1"] = ladder(plain, 1, 2000, limit)
         results["signed-1"] = ladder(signed, 1, 2000, limit)
-        wrk = run_wrk(port, tmp, "/endpoints/bench/invocations")
-        print(f"  wrk: {wrk}", flush=True)
+        wrk, wrk_note = run_wrk(port, tmp, "/endpoints/bench/invocations")
+        print(f"  wrk: {wrk} ({wrk_note})", flush=True)
         boto_rps, boto_cpu = run_boto3(port, 3 if args.quick else 10)
         print(f"  boto3: {boto_rps:.0f} req/s, {boto_cpu:.3f} cpu-s/1000", flush=True)
         os.sched_setaffinity(0, {0, 1})  # two processes: both cores (shared with the server)
@@ -225,13 +259,15 @@ def main() -> None:
     body = f"Endpoint: {server_name} on 127.0.0.1, pinned to core 1.\n\n"
     body += table(
         ["load generator", "highest rate sustained (req/s)", "first rate failed",
-         "generator CPU at that rate (per process)", "CPU s / 1,000 req", "peak RSS per process (MB)"],
+         "generator CPU at that rate (per process)", "CPU s / 1,000 req",
+         "peak RSS per process (MB)"],
         rows,
     )
     body += "\n\nFor comparison, same endpoint, same run (pinned to core 0):\n\n"
     body += table(
-        ["client", "req/s", "CPU s / 1,000 req"],
-        [["`wrk -t1 -c64 -d10s` (POST, lua script), closed loop", f"{wrk:.0f}" if wrk else "n/a", "-"],
+        ["client", "req/s", "CPU s / 1,000 req, notes"],
+        [["`wrk -t1 -c64 -d10s` (POST, lua script), closed loop",
+          f"{wrk:.0f}" if wrk else "n/a", wrk_note],
          ["boto3 `invoke_endpoint` loop, 1 thread", f"{boto_rps:.0f}", f"{boto_cpu:.3f}"]],
     )
     signed_best = results["signed-1"]["best"]["rate"] if results["signed-1"]["best"] else 0.0
@@ -254,11 +290,18 @@ def main() -> None:
             "\nGenerator-limit detection: `find_max_rate` with one process, SigV4 target, "
             f"`max_rps=100000`: reported {demo['max_sustainable_rps']:,.0f} req/s, "
             f"`\"bottleneck\": \"{demo['bottleneck']}\"` after {len(demo['steps'])} steps; last "
-            f"step {last.get('target_rps', 0):,.0f} req/s: {'; '.join(last.get('reasons', []))[:300]}. "
+            f"step {last.get('target_rps', 0):,.0f} req/s: "
+            f"{'; '.join(last.get('reasons', []))[:300]}. "
             f"Note: {' '.join(n for n in demo['notes'] if 'load generator' in n)}\n"
         )
+    others = busy_others()
+    body += (
+        f"\nLoad on the machine from other processes (not this benchmark's) during the run: "
+        f"{others}. Load average at the end: {os.getloadavg()[0]:.2f}.\n"
+    )
     print(body)
-    write_section("loadgen", "Load-generator throughput" + (" (--quick)" if args.quick else ""), body)
+    title = "Load-generator throughput" + (" (--quick)" if args.quick else "")
+    write_section("loadgen", title, body)
 
 
 if __name__ == "__main__":

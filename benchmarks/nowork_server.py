@@ -15,7 +15,10 @@ BODY = b'{"predictions": [{"class": 0}]}'
 START = {
     "type": "http.response.start",
     "status": 200,
-    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())],
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(BODY)).encode()),
+    ],
 }
 END = {"type": "http.response.body", "body": BODY}
 
