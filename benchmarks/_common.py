@@ -22,7 +22,7 @@ Run from the repository root (each prints its table and rewrites its own section
     .venv/bin/python benchmarks/capacity_accuracy.py    # accuracy, search time, vs. legacy
     .venv/bin/python benchmarks/loadgen_throughput.py   # load-generator ceiling, plain + SigV4
 
-`--quick` runs a reduced set (for a smoke check, not for the record).
+`--quick` runs a reduced set and only prints (a smoke check: it does not touch this file).
 
 These run on a shared 2-core machine: the load generator, the server under test and, at times,
 other engineers' test suites compete for the same two cores. Figures are from one run each,
