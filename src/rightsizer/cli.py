@@ -175,10 +175,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         outcome = rebuild_report(args.run_dir, args.min_rps, args.max_rps)
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from exc
-    except ValidationError as exc:
+    except ValidationError as exc:  # before ValueError: it is one
         raise InputError(f"--min-rps/--max-rps:\n{format_errors(exc)}") from exc
+    except (FileNotFoundError, ValueError) as exc:  # not a run folder / not a run URI
+        raise InputError(f"run_dir: {exc}") from exc
     print(format_recommendation(outcome.recommendation))
     print(f"\nreport: {outcome.store.uri('report.html')}")
     return 0
@@ -257,8 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="override the input's results folder")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="rebuild recommendation and report from a run folder")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("report", help="rebuild recommendation and report from a run's results")
+    p.add_argument(
+        "run_dir", help="a run folder (results/runs/<run id>) or s3://bucket/runs/<run id>/"
+    )
     p.add_argument("--min-rps", type=float)
     p.add_argument("--max-rps", type=float)
     p.set_defaults(func=cmd_report)

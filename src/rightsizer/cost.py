@@ -43,6 +43,9 @@ AWS_LAMBDA_RETRIES = 3  # ASL SmokeTest Retry: IntervalSeconds 2, BackoffRate 2
 AWS_LAMBDA_RETRY_WAITS = 2 + 4 + 8
 AWS_SAGEMAKER_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL SageMaker calls: 5 retries from 5 s
 AWS_ECS_RETRY_WAITS = 10 + 20 + 40  # ASL LoadTest Retry: 3 retries from 10 s (RunTask refused)
+# The state machine's TimeoutSeconds: a backstop (every state has its own bound), so an input
+# whose worst case would not fit is refused up front rather than cut off mid-run.
+AWS_EXECUTION_TIMEOUT_SECONDS = 172_800
 
 
 @dataclass(frozen=True)
@@ -278,3 +281,23 @@ def missing_price_lines(
             "pricing page, On-Demand, Real-Time Inference)"
         )
     return lines
+
+
+def worst_case_seconds(bench: BenchmarkInput, bounds: PhaseBounds, concurrency: int) -> float:
+    """Wall-clock bound of the whole run: the types go in waves of ``concurrency``."""
+    waves = -(-len(bench.specs) // max(1, concurrency))
+    return waves * bounds.seconds
+
+
+def duration_problem(bench: BenchmarkInput, bounds: PhaseBounds, concurrency: int) -> str | None:
+    """A problem line when the worst case cannot finish within the execution's bound."""
+    seconds = worst_case_seconds(bench, bounds, concurrency)
+    if seconds <= AWS_EXECUTION_TIMEOUT_SECONDS:
+        return None
+    bound_hours = AWS_EXECUTION_TIMEOUT_SECONDS / 3600
+    return (
+        f"instance_types: {len(bench.specs)} types {concurrency} at a time can take up to "
+        f"{seconds / 3600:.1f} h, over the execution's {bound_hours:.0f} h "
+        "bound: raise concurrency, split the types over several executions, or lower "
+        "load.max_seconds"
+    )

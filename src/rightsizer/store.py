@@ -111,6 +111,19 @@ class S3RunStore:
         self.prefix = f"{base}/runs/{run_id}/" if base else f"runs/{run_id}/"
         self.s3 = s3_client or boto3.client("s3")
 
+    @classmethod
+    def open(cls, run_uri: str, s3_client: Any = None) -> S3RunStore:
+        """Open an existing ``s3://bucket/[base/]runs/<run_id>/`` run."""
+        match = S3_URI.match(run_uri)
+        parts = (match["key"] or "").strip("/").split("/") if match else []
+        if len(parts) < 2 or parts[-2] != "runs":
+            raise ValueError(f"{run_uri} is not a run: expected s3://bucket/runs/<run id>/")
+        base = "/".join(parts[:-2])
+        store = cls(f"s3://{match['bucket']}/{base}", parts[-1], s3_client)  # type: ignore[index]
+        if INPUT not in store.list_keys():
+            raise FileNotFoundError(f"{run_uri} is not a run folder: it has no {INPUT}")
+        return store
+
     def write_bytes(self, key: str, data: bytes, content_type: str = "") -> str:
         extra = {"ContentType": content_type} if content_type else {}
         self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **extra)
@@ -135,3 +148,10 @@ def open_store(results: str, run_id: str, s3_client: Any = None) -> RunStore:
     if results.startswith("s3://"):
         return S3RunStore(results, run_id, s3_client)
     return LocalRunStore(results, run_id)
+
+
+def open_run(run: str | Path, s3_client: Any = None) -> RunStore:
+    """An existing run: a local ``.../runs/<run_id>`` folder or ``s3://bucket/runs/<run_id>/``."""
+    if str(run).startswith("s3://"):
+        return S3RunStore.open(str(run), s3_client)
+    return LocalRunStore.open(run)

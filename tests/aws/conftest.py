@@ -155,6 +155,37 @@ def s3(moto_aws: None) -> Any:
 
 
 @dataclass
+class Fault:
+    """A SageMaker API error injected into moto's backend.
+
+    ``operation`` is the backend method (``create_model``, ``create_endpoint``,
+    ``delete_endpoint``...); the fault fires for the resources of ``instance_type`` (their names
+    hold its slug), on the first ``times`` calls (every call when None).
+    """
+
+    operation: str
+    instance_type: str
+    code: str
+    message: str
+    times: int | None = None
+    calls: int = 0
+
+    def fires(self, operation: str, name: str) -> bool:
+        from rightsizer.aws.naming import slug
+
+        type_slug = slug(self.instance_type.removeprefix("ml."))
+        if operation != self.operation or f"-{type_slug}-" not in name:
+            return False
+        self.calls += 1
+        return self.times is None or self.calls <= self.times
+
+
+SAGEMAKER_OPERATIONS = ("create_model", "create_endpoint_config", "create_endpoint",
+                        "describe_endpoint", "delete_endpoint", "delete_endpoint_config",
+                        "delete_model")
+
+
+@dataclass
 class Scenario:
     """What each instance type does in a test. Types not listed succeed with 10 rps."""
 
@@ -166,12 +197,20 @@ class Scenario:
     loadgen_crash: dict[str, str] = field(default_factory=dict)  # type -> exception message
     # When set, the fake task "runs" until release() or 30 s: lets a test abort mid-Map.
     hold_load: threading.Event | None = None
+    faults: list[Fault] = field(default_factory=list)
+    smoke_answer: dict[str, tuple[str, str]] = field(default_factory=dict)  # type -> (body, type)
+    smoke_timeout: set[str] = field(default_factory=set)  # types whose smoke test times out
+    run_task_error: dict[str, tuple[str, str]] = field(default_factory=dict)  # type -> (code, msg)
+    s3_denied: list[str] = field(default_factory=list)  # PutObject denied for keys containing
+    # Applied to the validate Lambda's result: lets a test break the plan the Map receives.
+    after_validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     # Filled in by the harness:
     loadgen_runs: list[dict[str, str]] = field(default_factory=list)
     exit_codes: dict[str, int] = field(default_factory=dict)  # task ARN -> exit code
     smoke_calls: list[str] = field(default_factory=list)
     smoke_bodies: list[bytes] = field(default_factory=list)
     describe_calls: dict[str, int] = field(default_factory=dict)
+    retry_waits: list[float] = field(default_factory=list)  # Retry intervals the ASL asked for
 
 
 def fake_find_max_rate(scenario: Scenario) -> Callable[..., Any]:
@@ -263,6 +302,8 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
         event = json.loads(body) if body else {}
         try:
             result = call_handler(FUNCTION_DIRS[name], event)
+            if FUNCTION_DIRS[name] == "validate" and scenario.after_validate is not None:
+                result = scenario.after_validate(result)
         except Exception as exc:  # reported as Lambda reports an unhandled error
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
@@ -295,6 +336,12 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
     original_run_task = EC2ContainerServiceBackend.run_task
 
     def run_task(self, cluster_str, task_definition_str, count, overrides, *args, **kwargs):
+        kinds = [e["value"] for c in (overrides or {}).get("containerOverrides", [])
+                 for e in c.get("environment", []) if e["name"] == "RIGHTSIZER_INSTANCE_TYPE"]
+        if kinds and kinds[0] in scenario.run_task_error:  # the task cannot start
+            from moto.ecs.exceptions import ECSException
+
+            raise ECSException(*scenario.run_task_error[kinds[0]])
         tasks = original_run_task(self, cluster_str, task_definition_str, count, overrides,
                                   *args, **kwargs)
         env = {"RIGHTSIZER_PROCESSES": "2"}
@@ -404,6 +451,14 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
         if kind in scenario.model_error:
             status, message = scenario.model_error[kind]
             raise _model_error(status, message, endpoint_name)
+        if kind in scenario.smoke_timeout:
+            # What botocore raises when the runtime does not answer within read_timeout.
+            from botocore.exceptions import ReadTimeoutError
+
+            raise ReadTimeoutError(endpoint_url=f"https://runtime.sagemaker/{endpoint_name}")
+        if kind in scenario.smoke_answer:
+            body, content_type = scenario.smoke_answer[kind]
+            return body, content_type, "AllTraffic", None
         # moto's default answer is XML; a classifier answers JSON.
         return ('{"label": "tabby cat", "probability": 0.93}', "application/json", "AllTraffic",
                 None)
@@ -426,6 +481,85 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
         return 200, headers, body
 
     monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint", response_invoke)
+
+    # Injected SageMaker API errors (Scenario.faults), wrapped around the patches above.
+    def with_faults(method: str) -> Callable[..., Any]:
+        original = getattr(SageMakerModelBackend, method)
+
+        def call(self, *args, **kwargs):
+            resource = str(args[0] if args else next(iter(kwargs.values()), ""))
+            for fault in scenario.faults:
+                if fault.fires(method, resource):
+                    from moto.core.exceptions import JsonRESTError
+
+                    raise JsonRESTError(fault.code, fault.message)
+            return original(self, *args, **kwargs)
+
+        return call
+
+    for name in SAGEMAKER_OPERATIONS:
+        monkeypatch.setattr(SageMakerModelBackend, name, with_faults(name))
+
+    # S3: PutObject denied for chosen keys, as a bucket policy or a missing permission would.
+    from moto.s3.exceptions import S3AccessDeniedError
+    from moto.s3.models import S3Backend
+
+    original_put_object = S3Backend.put_object
+
+    def put_object(self, bucket_name, key_name, *args, **kwargs):
+        if any(part in key_name for part in scenario.s3_denied):
+            raise S3AccessDeniedError()
+        return original_put_object(self, bucket_name, key_name, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", put_object)
+
+    # Error names as Step Functions gives them, so that Retry/Catch match as on AWS. moto's port
+    # names an aws-sdk error "sagemaker.sagemakerException" (no entry for SageMaker in its
+    # service table, botocore's class name ClientError); AWS names it ServiceName.ErrorCode plus
+    # "Exception" (docs: supported-services-awssdk), e.g. SageMaker.ThrottlingException. An
+    # error from the optimized ECS integration is ECS.AmazonECSException on AWS, where moto gives
+    # States.Runtime.
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    monkeypatch.setitem(aws_sdk._SERVICE_ERROR_NAMES, "sagemaker", "SageMaker")
+
+    def exception_name(service: str, ex: Exception) -> str:
+        code = ex.response["Error"]["Code"] if isinstance(ex, ClientError) else type(ex).__name__
+        return f"{service}.{code}" + ("" if code.endswith("Exception") else "Exception")
+
+    monkeypatch.setattr(aws_sdk.StateTaskServiceAwsSdk, "_normalise_exception_name",
+                        staticmethod(exception_name))
+
+    original_ecs_from_error = ecs_cls._from_error
+
+    def ecs_from_error(self, env, ex):
+        if not isinstance(ex, ClientError):
+            return original_ecs_from_error(self, env, ex)
+        error = "ECS.AmazonECSException"
+        cause = (f"{ex.response['Error']['Message']} (Service: AmazonECS; Error Code: "
+                 f"{ex.response['Error']['Code']})")
+        return FailureEvent(
+            env=env, error_name=ErrorName(error_name=error),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                error=error, cause=cause, resource="runTask.sync", resourceType="ecs")),
+        )
+
+    monkeypatch.setattr(ecs_cls, "_from_error", ecs_from_error)
+
+    # Retry waits: recorded, not slept (the intervals are the ASL's; only the clock is skipped).
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    class Clock:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            scenario.retry_waits.append(seconds)
+
+    monkeypatch.setattr(retrier_decl, "time", Clock)
     return scenario
 
 
@@ -532,6 +666,7 @@ def stack(s3: Any, patched_services: Scenario) -> Stack:
         "ValidateFunctionArn": arns[f"{PREFIX}-validate"],
         "SmokeTestFunctionArn": arns[f"{PREFIX}-smoke-test"],
         "RecommendFunctionArn": arns[f"{PREFIX}-recommend"],
+        "JanitorFunctionArn": arns[f"{PREFIX}-janitor"],
         "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-sagemaker",
         "ClusterArn": cluster_arn,
         "TaskDefinitionArn": task_definition_arn,

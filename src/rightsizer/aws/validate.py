@@ -81,9 +81,11 @@ def plan_run(
     except PayloadError as exc:
         raise InvalidInput(str(exc)) from None
 
+    concurrency = min(bench.concurrency, settings.max_concurrency)
     prices = _prices(bench.model_copy(update={"region": region}), settings, price_source)
-    estimate = cost.worst_case(bench, prices, cost.aws_bounds(bench, settings))
-    problem = cost.cap_problem(bench, estimate)
+    bounds = cost.aws_bounds(bench, settings)
+    estimate = cost.worst_case(bench, prices, bounds)
+    problem = cost.cap_problem(bench, estimate) or cost.duration_problem(bench, bounds, concurrency)
     if problem:
         raise InvalidInput(problem)
 
@@ -96,7 +98,6 @@ def plan_run(
         payload_refs.append(spec.model_copy(update={"path": uri, "body": None}))
 
     notes = []
-    concurrency = min(bench.concurrency, settings.max_concurrency)
     if concurrency < bench.concurrency:
         notes.append(
             f"concurrency {bench.concurrency} capped at {concurrency}, the stack's "
