@@ -4,6 +4,12 @@ warm-up (sequential requests until latency settles) -> steps of open-loop load c
 ``search.next_rate`` and judged by ``analysis.judge_step`` -> ``summary.json`` beside
 Locust's CSVs. Also runs the old notebook's method (``load.method = "legacy"``) for
 side-by-side comparisons.
+
+The engine knows nothing about how the endpoint runs: whoever deployed it may pass a
+``target_health`` callable (the local pipeline asks its server process and ``/ping``). It is
+asked after the warm-up and after every step; when it says the endpoint is gone the search
+ends at once, the type is failed with the step and rate it died at, and the steps measured
+before are kept.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from rightsizer.search import Probe, SearchSettings, best_rate, next_rate
 from rightsizer.summary import Bottleneck, StepResult, TypeSummary
 
 Progress = Callable[[str], None]
+# Why the target can no longer be load-tested (its process died, it stopped answering), or None.
+TargetHealth = Callable[[], str | None]
 WARM_UP_MAX_SECONDS = 60.0
 # After a failing step the server may still be working through abandoned requests.
 MAX_COOL_DOWN_SECONDS = 30.0
@@ -44,12 +52,16 @@ def find_max_rate(
     instance_count: int = 1,
     progress: Progress | None = None,
     should_stop: Callable[[], str | None] | None = None,
+    target_health: TargetHealth | None = None,
 ) -> TypeSummary:
     """Measure ``target`` and write ``out_dir/summary.json`` (+ Locust's CSVs).
 
-    ``should_stop`` is asked before each step; a reason (interrupted, the endpoint died) ends
-    the search and marks the type failed with that reason, keeping the steps measured so far.
+    ``should_stop`` is asked before each step; a reason (interrupted) ends the search and
+    marks the type failed with that reason, keeping the steps measured so far.
+    ``target_health`` is asked after the warm-up and after each step; a reason (the endpoint
+    died or stopped answering) ends the search at once in the same way, naming the step.
     """
+    health = target_health or (lambda: None)
     say = progress or (lambda _message: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +82,11 @@ def find_max_rate(
         say("warming up: sequential requests until latency settles")
         warm, settled = generator.warm(WARM_UP_MAX_SECONDS)
         ok_latency = warm.latency_ms[warm.ok]
-        if ok_latency.empty:
+        gone = health()
+        if gone:
+            summary.status, summary.failed_stage = "failed", "warm_up"
+            summary.reason = f"the endpoint died during the warm-up: {gone}"
+        elif ok_latency.empty:
             summary.status, summary.failed_stage = "failed", "warm_up"
             summary.reason = "no successful response while warming up: " + "; ".join(
                 top_errors(warm)
@@ -82,9 +98,15 @@ def find_max_rate(
                 )
             if load.method == "legacy":
                 _legacy(generator, objective, load, summary, say)
+                gone = health()
+                if gone:
+                    summary.status, summary.failed_stage = "failed", "load_test"
+                    summary.reason = f"the endpoint died during the legacy ramp: {gone}"
             else:
                 sequential_rps = 1000.0 / float(ok_latency.tail(10).median())
-                _search(generator, objective, load, summary, sequential_rps, say, should_stop)
+                _search(
+                    generator, objective, load, summary, sequential_rps, say, should_stop, health
+                )
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
@@ -105,6 +127,7 @@ def _search(
     sequential_rps: float,
     say: Progress,
     should_stop: Callable[[], str | None] | None,
+    health: TargetHealth,
 ) -> None:
     settings = SearchSettings(
         start_rps=auto_start_rps(load, sequential_rps),
@@ -154,7 +177,20 @@ def _search(
             step.reasons.extend(top_errors(samples.requests))
         summary.steps.append(step)
         history.append(Probe(rate, step.passed, verdict.achieved_rps))
+        # Interrupted (Ctrl-C stops the endpoint too): say so rather than "it died".
+        stopped_by = should_stop() if should_stop else None
+        gone = None if stopped_by else health()
+        if gone:
+            if not step.passed:
+                step.reasons.append("the endpoint died during this step")
+            stopped_by = f"the endpoint died during step {len(history)} ({rate:.1f} rps): {gone}"
+            summary.notes.append(
+                f"search stopped after step {len(history)}: the endpoint died; the steps before "
+                "it are kept, but they are not a capacity"
+            )
         say(_describe_step(len(history), step))
+        if stopped_by:
+            break
         if verdict.generator_limited:
             bottleneck = "load-generator"
             summary.notes.append(

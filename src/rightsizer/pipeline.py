@@ -36,6 +36,7 @@ from rightsizer.store import (
     LocalRunStore,
     RunStore,
     new_run_id,
+    open_run,
     open_store,
     read_summaries,
     write_json,
@@ -132,10 +133,11 @@ def build_report(
 
 
 def rebuild_report(
-    run_dir: Path, min_rps: float | None = None, max_rps: float | None = None
+    run: str | Path, min_rps: float | None = None, max_rps: float | None = None
 ) -> RunOutcome:
-    """Recommendation and report from stored results, for other traffic figures; no load."""
-    store = LocalRunStore.open(run_dir)
+    """Recommendation and report from stored results (a run folder or its s3:// URI), for other
+    traffic figures or after a failed recommendation step; no load."""
+    store = open_run(run)
     raw = json.loads(store.read_bytes(INPUT))
     traffic = raw["traffic"]
     traffic["min_rps"] = min_rps if min_rps is not None else traffic["min_rps"]
@@ -176,11 +178,11 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
         context.progress(name, message)
 
     def stop_reason() -> str | None:
-        if context.stop.is_set():
-            return "interrupted (Ctrl-C or SIGTERM)"
-        if not endpoint.is_alive():
-            return "the endpoint process exited during the load test:\n" + endpoint.output_tail()
-        return None
+        return "interrupted (Ctrl-C or SIGTERM)" if context.stop.is_set() else None
+
+    def endpoint_gone() -> str | None:
+        # An interrupted run stops its endpoints itself: that is not a death.
+        return None if context.stop.is_set() else endpoint.health()
 
     stage = "deploy"
     try:
@@ -206,10 +208,14 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
                     instance_count=spec.count,
                     progress=say,
                     should_stop=stop_reason,
+                    target_health=endpoint_gone,
                 )
     except Exception as exc:
         # When the endpoint died or the user interrupted, that is the real cause.
-        cause = stop_reason() if stage == "load_test" else None
+        cause = None
+        if stage == "load_test":
+            gone = endpoint_gone()
+            cause = stop_reason() or (gone and f"the endpoint died during the load test: {gone}")
         summary = failed(
             stage,
             cause or (str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"),

@@ -37,6 +37,10 @@ from rightsizer.serving.process import EXIT_PORT_IN_USE, HOST
 
 STOP_GRACE_S = 5.0
 TAIL_BYTES = 4000
+# health(): a server that is up answers /ping between model requests, even when overloaded
+# (the front process answers it); these bound how long a busy one may take.
+PING_TIMEOUT_S = 5.0
+PING_ATTEMPTS = 3
 _PORT_ATTEMPTS = 3
 # Endpoints whose process may still run, for stop_all(); a dict keeps insertion order.
 _LIVE: dict[int, LocalEndpoint] = {}
@@ -144,6 +148,37 @@ class LocalEndpoint:
 
     def is_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def health(
+        self, *, ping_timeout_s: float = PING_TIMEOUT_S, attempts: int = PING_ATTEMPTS
+    ) -> str | None:
+        """None while the server runs and answers ``/ping``; otherwise why it does not.
+
+        The reason names the process's exit status or signal and ends with its last output.
+        Never raises; asks ``/ping`` only while the process runs.
+        """
+        proc, port = self._proc, self._port
+        if proc is None or port is None:
+            return "the endpoint is not deployed (it was deleted or never started)"
+        for attempt in range(attempts):
+            code = proc.poll()
+            if code is not None:
+                return f"its server process (pid {proc.pid}) {describe_exit(code)}" + self._tail()
+            if _ping(port, ping_timeout_s):
+                return None
+            if attempt + 1 < attempts:
+                time.sleep(0.5)
+        code = proc.poll()
+        if code is not None:
+            return f"its server process (pid {proc.pid}) {describe_exit(code)}" + self._tail()
+        return (
+            f"its server process (pid {proc.pid}) still runs but did not answer GET /ping with "
+            f"200 ({attempts} attempts, {ping_timeout_s:g} s each)" + self._tail()
+        )
+
+    def _tail(self) -> str:
+        tail = self.output_tail()
+        return f"; its last output:\n{tail}" if tail else "; it wrote no output"
 
     def delete(self) -> None:
         """Stop the server and everything it started. Idempotent; never raises.
@@ -256,6 +291,17 @@ class LocalEndpoint:
         start = max(self._log_start, end - max_bytes)
         data = os.pread(self._log.fileno(), end - start, start)
         return data.decode(errors="replace").strip()
+
+
+def describe_exit(returncode: int) -> str:
+    """``Popen.returncode`` in words: "exited with status 1", "was killed by SIGKILL (...)"."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"was killed by {name} (exit status {returncode})"
 
 
 def _free_port() -> int:

@@ -176,7 +176,7 @@ class Driver:
         """Sequential requests until latency settles, so a cold start is not load-tested.
 
         Settled: the median of the last 10 successful requests is within 10% of the 10
-        before them. Gives up after ``max_seconds``.
+        before them. Gives up after ``max_seconds``, or after 30 failures in a row.
         """
         samples: list[Sample] = []
         deadline = time.time() + max_seconds
@@ -189,8 +189,9 @@ class Driver:
                 if abs(last - before) <= 0.1 * before:
                     settled = True
                     break
-            if len(samples) >= 30 and not ok:
-                break  # it never answers successfully: no point in waiting for it to settle
+            if len(samples) >= 30 and not any(s[3] for s in samples[-30:]):
+                # It never answers successfully, or has stopped (died): no point in waiting.
+                break
         return {"samples": samples, "settled": settled}
 
     def step(
