@@ -197,6 +197,9 @@ class Scenario:
     loadgen_crash: dict[str, str] = field(default_factory=dict)  # type -> exception message
     # When set, the fake task "runs" until release() or 30 s: lets a test abort mid-Map.
     hold_load: threading.Event | None = None
+    hold_only: set[str] | None = None  # hold these types' tasks only (None: every type)
+    abandon_held: bool = False  # a held task that is released does not run (timed-out tests)
+    loadgen_s3_denied: set[str] = field(default_factory=set)  # the task role cannot write
     faults: list[Fault] = field(default_factory=list)
     smoke_answer: dict[str, tuple[str, str]] = field(default_factory=dict)  # type -> (body, type)
     smoke_timeout: set[str] = field(default_factory=set)  # types whose smoke test times out
@@ -263,6 +266,12 @@ def _model_error(status: int, message: str, endpoint: str) -> Exception:
                         f"{endpoint}",
     })
     return error
+
+
+# Set while the fake Fargate task runs for a type in Scenario.loadgen_s3_denied: the task's own
+# PutObject calls are denied (same thread), the Lambdas' are not, as with a task role missing
+# s3:PutObject.
+_denied = threading.local()
 
 
 @pytest.fixture
@@ -349,9 +358,17 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
             assert container["name"] == LOADGEN_CONTAINER
             env.update({e["name"]: e["value"] for e in container.get("environment", [])})
         scenario.loadgen_runs.append(env)
-        if scenario.hold_load is not None:
+        kind = env.get("RIGHTSIZER_INSTANCE_TYPE", "")
+        if scenario.hold_load is not None and (
+                scenario.hold_only is None or kind in scenario.hold_only):
             scenario.hold_load.wait(timeout=30)
-        code = loadgen_task.main(env, find_max_rate=fake_find_max_rate(scenario))
+            if scenario.abandon_held:  # Step Functions gave up on it: end quietly
+                raise RuntimeError("task abandoned by the test")
+        _denied.active = kind in scenario.loadgen_s3_denied
+        try:
+            code = loadgen_task.main(env, find_max_rate=fake_find_max_rate(scenario))
+        finally:
+            _denied.active = False
         for task in tasks:
             scenario.exit_codes[task.task_arn] = code
         return tasks
@@ -507,7 +524,7 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
     original_put_object = S3Backend.put_object
 
     def put_object(self, bucket_name, key_name, *args, **kwargs):
-        if any(part in key_name for part in scenario.s3_denied):
+        if getattr(_denied, "active", False) or any(p in key_name for p in scenario.s3_denied):
             raise S3AccessDeniedError()
         return original_put_object(self, bucket_name, key_name, *args, **kwargs)
 
@@ -626,7 +643,13 @@ def _zip() -> bytes:
 
 
 @pytest.fixture
-def stack(s3: Any, patched_services: Scenario) -> Stack:
+def asl_overrides() -> dict[str, Any]:
+    """Top-level fields replaced in the definition; a test parametrizes it (e.g. TimeoutSeconds)."""
+    return {}
+
+
+@pytest.fixture
+def stack(s3: Any, patched_services: Scenario, asl_overrides: dict[str, Any]) -> Stack:
     """The template's resources, made in moto, and the real ASL with substitutions applied."""
     iam = boto3.client("iam", region_name=REGION)
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -675,6 +698,8 @@ def stack(s3: Any, patched_services: Scenario) -> Stack:
         "AssignPublicIp": "ENABLED",
         "LoadgenContainerName": LOADGEN_CONTAINER,
     })
+    if asl_overrides:
+        definition = json.dumps({**json.loads(definition), **asl_overrides})
     sfn = boto3.client("stepfunctions", region_name=REGION)
     state_machine_arn = sfn.create_state_machine(
         name=f"{PREFIX}-rightsize", definition=definition, roleArn=role_arn

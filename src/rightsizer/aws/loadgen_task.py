@@ -39,6 +39,10 @@ class TaskParameterError(ValueError):
     """A parameter is missing or malformed; the message names the variable."""
 
 
+class ResultsNotSaved(RuntimeError):
+    """The load test ran but its results could not be written; the summary went to the log."""
+
+
 @dataclass(frozen=True)
 class TaskParams:
     endpoint_name: str
@@ -133,9 +137,17 @@ def run_task(
             instance_count=params.instance_count,
             progress=progress,
         )
-        upload_results(store, params.instance_type, out_dir)
-    # summary.json last: its presence means the rest is there.
-    write_summary(store, summary)
+        try:
+            upload_results(store, params.instance_type, out_dir)
+            # summary.json last: its presence means the rest is there.
+            write_summary(store, summary)
+        except Exception as exc:
+            # The measurement must outlive the upload: the task's log keeps it.
+            log.error("summary: %s", summary.model_dump_json())
+            raise ResultsNotSaved(
+                f"could not write the results to {store.uri(params.instance_type + '/')} "
+                f"({exc}); the measured summary is in this task's log, line 'summary: ...'"
+            ) from exc
     return summary
 
 

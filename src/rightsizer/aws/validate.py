@@ -53,6 +53,10 @@ class InvalidInput(ValueError):
     """The execution's input cannot run; the message says which field and why."""
 
 
+class ResultsNotWritable(RuntimeError):
+    """The run's folder cannot be written: a deployment problem, found before anything exists."""
+
+
 def plan_run(
     event: ValidateEvent,
     settings: Settings,
@@ -90,12 +94,17 @@ def plan_run(
         raise InvalidInput(problem)
 
     # Everything checked: now write. input.json is the input as validated (defaults filled in).
-    write_json(store, INPUT, bench.model_dump(mode="json"))
     payload_refs = []
-    for index, (spec, body) in enumerate(zip(payloads, loaded, strict=True)):
-        key = f"payloads/{index}"
-        uri = store.write_bytes(key, body.body, spec.content_type)
-        payload_refs.append(spec.model_copy(update={"path": uri, "body": None}))
+    try:
+        write_json(store, INPUT, bench.model_dump(mode="json"))
+        for index, (spec, body) in enumerate(zip(payloads, loaded, strict=True)):
+            uri = store.write_bytes(f"payloads/{index}", body.body, spec.content_type)
+            payload_refs.append(spec.model_copy(update={"path": uri, "body": None}))
+    except Exception as exc:
+        raise ResultsNotWritable(
+            f"cannot write the run's files to {store.uri()} ({exc}): nothing was created; "
+            "check the bucket policy and the functions' s3:PutObject permission"
+        ) from None
 
     notes = []
     if concurrency < bench.concurrency:
