@@ -138,9 +138,22 @@ def test_every_failure_path_reaches_cleanup():
             assert catcher["Next"] in failure_states | cleanup, (name, catcher["Next"])
     for name in failure_states:
         assert item[name]["Next"] == "EndpointToDelete"
-    for name in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint", "DescribeEndpoint",
-                 "SmokeTest", "LoadTest"):
-        assert item[name]["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+    for name, state in item.items():
+        if state["Type"] == "Task":  # every call in an iteration: a failure is recorded
+            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+
+
+def test_failures_after_resources_exist_are_caught_at_the_top_level():
+    """An iteration failing outside its Catch (a Wait or Choice state cannot catch) sends the
+    Map to the janitor; a failing recommendation says where the results are."""
+    top = json.loads(ASL.read_text())["States"]
+    assert top["TestEachType"]["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+    assert top["TestEachType"]["Catch"][0]["Next"] == "CleanUpAfterMapError"
+    janitor = top["CleanUpAfterMapError"]
+    assert janitor["Parameters"]["FunctionName"] == "${JanitorFunctionArn}"
+    assert janitor["Parameters"]["Payload"] == {"execution_arn.$": "$$.Execution.Id"}
+    assert janitor["Catch"][0]["Next"] == janitor["Next"]  # fails the execution either way
+    assert top["Recommend"]["Catch"][0]["ErrorEquals"] == ["States.ALL"]
 
 
 # --- parameters and safe defaults ---------------------------------------------------------------
@@ -249,6 +262,13 @@ def test_samconfig_overrides_name_real_parameters(template):
     names = {pair.split("=", 1)[0] for pair in shlex.split(deploy["parameter_overrides"])}
     assert names <= set(template["Parameters"])
     assert not names & {"LoadgenImageUri", "VpcId", "Subnets"}  # --guided asks for these
+
+
+def test_state_machine_may_invoke_the_janitor(template):
+    policies = template["Resources"]["RightsizeStateMachine"]["Properties"]["Policies"]
+    invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in policies
+               if "LambdaInvokePolicy" in p]
+    assert {"Ref": "JanitorFunction"} in invoked
 
 
 def test_janitor_runs_when_an_execution_ends_and_hourly(template):
