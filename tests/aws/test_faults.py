@@ -337,3 +337,16 @@ def status_change(stack: Stack, execution_arn: str, status: str) -> dict[str, An
             "detail-type": "Step Functions Execution Status Change",
             "detail": {"executionArn": execution_arn,
                        "stateMachineArn": stack.state_machine_arn, "status": status}}
+
+
+@pytest.mark.parametrize(("where", "words"), [
+    ("s3://rightsizer-results-test/payloads/",
+     "is not a run: expected s3://bucket/runs/<run id>/"),
+    ("s3://rightsizer-results-test/runs/nothing-here/",
+     "is not a run folder: it has no input.json"),
+])
+def test_report_on_something_that_is_not_a_run_names_the_argument(s3, where, words, capsys):
+    from rightsizer import cli
+
+    assert cli.main(["report", where]) == 2
+    assert f"run_dir: {where} {words}" in capsys.readouterr().err
