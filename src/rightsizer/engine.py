@@ -202,7 +202,7 @@ def _search(
             time.sleep(
                 min(MAX_COOL_DOWN_SECONDS, len(samples.unanswered) / max(step.achieved_rps, 1))
             )
-    # An endpoint that died during the last step made that step fail: do not trust it.
+    # Asked once more: an interrupt that came as the search ended still marks the type.
     stopped_by = stopped_by or (should_stop() if should_stop else None)
     summary.load_seconds = round(time.monotonic() - began, 1)
     summary.max_sustainable_rps = round(best_rate(history), 3)

@@ -22,7 +22,13 @@ What is simulated, and how (each patch is test-only and as narrow as it can be):
 * SageMaker: endpoints are InService at once in moto. The harness can make chosen instance types
   go to ``Failed`` (with a FailureReason), stay ``Creating`` for some polls, or answer the smoke
   test with a ``ModelError``; moto's runtime otherwise answers any endpoint name, so the harness
-  makes it refuse names that do not exist (as SageMaker does).
+  makes it refuse names that do not exist (as SageMaker does). ``Scenario.faults`` makes any
+  SageMaker call of a chosen type raise a chosen error code; the smoke test can time out or get
+  a chosen body and content type; ``RunTask`` can be refused.
+* Errors: moto's names for aws-sdk and ECS errors are renamed to the form AWS documents
+  (``SageMaker.ThrottlingException``, ``ECS.AmazonECSException``) so Retry/Catch match as on AWS.
+  Retry waits are recorded in ``Scenario.retry_waits`` instead of slept.
+* S3: PutObject can be denied for chosen keys, or for the fake Fargate task only.
 """
 
 from __future__ import annotations
@@ -192,7 +198,6 @@ class Scenario:
     capacity_rps: dict[str, float] = field(default_factory=dict)
     endpoint_fails: dict[str, str] = field(default_factory=dict)  # type -> FailureReason
     creating_polls: dict[str, int] = field(default_factory=dict)  # type -> polls before InService
-    create_config_error: dict[str, str] = field(default_factory=dict)  # type -> message
     model_error: dict[str, tuple[int, str]] = field(default_factory=dict)  # type -> (status, msg)
     loadgen_crash: dict[str, str] = field(default_factory=dict)  # type -> exception message
     # When set, the fake task "runs" until release() or 30 s: lets a test abort mid-Map.
@@ -409,19 +414,6 @@ def patched_services(monkeypatch: pytest.MonkeyPatch) -> Scenario:
     # SageMaker: endpoint states and smoke-test answers chosen by the scenario.
     def instance_type_of(backend, config_name: str) -> str:
         return backend.endpoint_configs[config_name].production_variants[0]["InstanceType"]
-
-    original_create_config = SageMakerModelBackend.create_endpoint_config
-
-    def create_endpoint_config(self, endpoint_config_name, production_variants, *args, **kwargs):
-        kind = production_variants[0]["InstanceType"]
-        if kind in scenario.create_config_error:
-            from moto.sagemaker.exceptions import ValidationError
-
-            raise ValidationError(message=scenario.create_config_error[kind])
-        return original_create_config(self, endpoint_config_name, production_variants,
-                                      *args, **kwargs)
-
-    monkeypatch.setattr(SageMakerModelBackend, "create_endpoint_config", create_endpoint_config)
 
     original_create_endpoint = SageMakerModelBackend.create_endpoint
 

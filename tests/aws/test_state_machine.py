@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from conftest import Fault
+
 THREE_TYPES = ("ml.c5.xlarge", "ml.m5.xlarge", "ml.g4dn.xlarge")
 
 
@@ -155,9 +157,10 @@ def test_endpoint_never_in_service_is_bounded_and_deleted(stack, payload, make_i
 
 
 def test_quota_error_on_endpoint_config_deletes_the_model(stack, payload, make_input):
-    stack.scenario.create_config_error["ml.p3.2xlarge"] = (
-        "The account-level service limit 'ml.p3.2xlarge for endpoint usage' is 0 Instances"
-    )
+    stack.scenario.faults.append(Fault(
+        "create_endpoint_config", "ml.p3.2xlarge", "ResourceLimitExceeded",
+        "The account-level service limit 'ml.p3.2xlarge for endpoint usage' is 0 Instances",
+    ))
     out = output_of(stack.run(make_input("ml.p3.2xlarge", "ml.c5.xlarge")))
     failed = failed_by_type(out)
     assert failed["ml.p3.2xlarge"]["stage"] == "deploy"

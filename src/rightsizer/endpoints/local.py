@@ -160,17 +160,22 @@ class LocalEndpoint:
         proc, port = self._proc, self._port
         if proc is None or port is None:
             return "the endpoint is not deployed (it was deleted or never started)"
-        for attempt in range(attempts):
+
+        def exited() -> str | None:
             code = proc.poll()
-            if code is not None:
-                return f"its server process (pid {proc.pid}) {describe_exit(code)}" + self._tail()
+            if code is None:
+                return None
+            return f"its server process (pid {proc.pid}) {describe_exit(code)}" + self._tail()
+
+        for attempt in range(attempts):
+            if gone := exited():
+                return gone
             if _ping(port, ping_timeout_s):
                 return None
             if attempt + 1 < attempts:
                 time.sleep(0.5)
-        code = proc.poll()
-        if code is not None:
-            return f"its server process (pid {proc.pid}) {describe_exit(code)}" + self._tail()
+        if gone := exited():  # it may have died during the last ping
+            return gone
         return (
             f"its server process (pid {proc.pid}) still runs but did not answer GET /ping with "
             f"200 ({attempts} attempts, {ping_timeout_s:g} s each)" + self._tail()
