@@ -277,3 +277,83 @@ def test_janitor_runs_when_an_execution_ends_and_hourly(template):
     assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
     assert pattern["detail"]["stateMachineArn"] == [{"Ref": "RightsizeStateMachine"}]
     assert json.loads(events["HourlySweep"]["Properties"]["Input"]) == {"sweep": True}
+
+
+# --- Retry on the error names AWS really sends ----------------------------------------------------
+
+# Lambda's names for a failed Invoke (Step Functions' documented best practice for lambda:invoke).
+LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException",
+                 "Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+# Errors our own handlers raise on purpose (their class names become Step Functions' error names).
+HANDLER_ERRORS = {"CleanupIncomplete"}
+
+
+def _sdk_error_names(service: str, prefix: str, base: str) -> set[str]:
+    """What Step Functions can report for ``service``: ``<prefix>.<Code>Exception`` for each
+    error its API model declares, else the SDK's base class ``<prefix>.<base>`` (throttling,
+    validation and 5xx errors are not declared, so they arrive under the base name)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    declared = {
+        f"{prefix}.{shape.name}" + ("" if shape.name.endswith("Exception") else "Exception")
+        for shape in model.error_shapes
+    }
+    return declared | {f"{prefix}.{base}"}
+
+
+def _tasks(definition: dict[str, Any]):
+    for name, state in definition["States"].items():
+        if state["Type"] == "Task":
+            yield name, state
+        if "ItemProcessor" in state:
+            yield from _tasks(state["ItemProcessor"])
+
+
+def _real_names(resource: str) -> tuple[set[str], set[str]]:
+    """(names the integration can report, names every Retry of it must include)."""
+    if resource == "arn:aws:states:::lambda:invoke":
+        return LAMBDA_ERRORS | HANDLER_ERRORS, LAMBDA_ERRORS
+    if resource.startswith("arn:aws:states:::ecs:runTask"):
+        # The optimised ECS integration: API errors under ECS.*, a RunTask answered with a
+        # `failures` list (no Fargate capacity, vCPU quota) as AmazonECS.Unknown.
+        names = _sdk_error_names("ecs", "ECS", "AmazonECSException") | {"AmazonECS.Unknown"}
+        return names, {"ECS.AmazonECSException", "AmazonECS.Unknown"}
+    match = re.fullmatch(r"arn:aws:states:::aws-sdk:(\w+):\w+", resource)
+    assert match, f"no rule for {resource}: add what Step Functions reports for it"
+    service = match[1]
+    prefix, base = {"sagemaker": ("SageMaker", "SageMakerException"),
+                    "s3": ("S3", "S3Exception")}[service]
+    return _sdk_error_names(service, prefix, base), {f"{prefix}.{base}"}
+
+
+def test_every_aws_call_retries_the_names_aws_really_sends():
+    """Step Functions matches ErrorEquals exactly: a name AWS never sends is a Retry that never
+    fires. Throttling from SageMaker arrives as SageMaker.SageMakerException (the code is only in
+    the Cause), no Fargate capacity as AmazonECS.Unknown."""
+    definition = json.loads(ASL.read_text())
+    for name, state in _tasks(definition):
+        possible, required = _real_names(state["Resource"])
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert required <= retried, f"{name} does not retry {sorted(required - retried)}"
+        never_sent = retried - possible
+        assert not never_sent, f"{name} retries {sorted(never_sent)}, which AWS never sends"
+
+
+def test_every_retry_is_bounded_with_backoff_and_jitter():
+    definition = json.loads(ASL.read_text())
+    for name, state in _tasks(definition):
+        for retrier in state.get("Retry", []):
+            assert 1 <= retrier["MaxAttempts"] <= 5, name
+            assert retrier.get("BackoffRate", 2.0) >= 1.5, name
+            assert retrier.get("JitterStrategy") == "FULL", name
+
+
+def test_the_old_never_sent_names_fail_the_rule():
+    """The rule above is not vacuous: the names main used to retry are refused."""
+    possible, _ = _real_names("arn:aws:states:::aws-sdk:sagemaker:createModel")
+    assert "SageMaker.ThrottlingException" not in possible
+    assert "SageMaker.ServiceUnavailableException" not in possible
+    assert "SageMaker.ResourceLimitExceededException" in possible
+    possible, _ = _real_names("arn:aws:states:::ecs:runTask.sync")
+    assert "ECS.ThrottlingException" not in possible
