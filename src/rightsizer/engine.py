@@ -1,9 +1,11 @@
 """The load engine: find one endpoint's maximum sustainable request rate.
 
-warm-up (sequential requests until latency settles) -> steps of open-loop load chosen by
-``search.next_rate`` and judged by ``analysis.judge_step`` -> ``summary.json`` beside
-Locust's CSVs. Also runs the old notebook's method (``load.method = "legacy"``) for
-side-by-side comparisons.
+warm-up (sequential requests until latency settles) -> steps of open-loop load -> ``summary.json``
+beside Locust's CSVs. Every decision of the search (what to offer next, when to stop, what to
+report) is in ``search_controller``, which never touches the load; this module only wires it to
+the load generator: ``GeneratorRunner`` runs each planned step on the Locust workers and judges
+it with ``analysis.judge_step``. Also runs the old notebook's method (``load.method =
+"legacy"``) for side-by-side comparisons.
 
 The engine knows nothing about how the endpoint runs: whoever deployed it may pass a
 ``target_health`` callable (the local pipeline asks its server process and ``/ping``). It is
@@ -24,15 +26,20 @@ from rightsizer.loadgen.processes import LoadGenerator
 from rightsizer.loadgen.target import Target
 from rightsizer.payloads import LoadedPayload
 from rightsizer.schema import LoadSettings, Objective
-from rightsizer.search import Probe, SearchSettings, best_rate, next_rate
-from rightsizer.summary import Bottleneck, StepResult, TypeSummary
+from rightsizer.search_controller import MAX_COOL_DOWN_SECONDS as MAX_COOL_DOWN_SECONDS
+from rightsizer.search_controller import (
+    Bounds,
+    SearchController,
+    StepOutcome,
+    StepPlan,
+    StepSearchPolicy,
+)
+from rightsizer.summary import TypeSummary
 
 Progress = Callable[[str], None]
 # Why the target can no longer be load-tested (its process died, it stopped answering), or None.
 TargetHealth = Callable[[], str | None]
 WARM_UP_MAX_SECONDS = 60.0
-# After a failing step the server may still be working through abandoned requests.
-MAX_COOL_DOWN_SECONDS = 30.0
 # The old notebook: `locust -u 4000 -r 2`.
 LEGACY_USERS, LEGACY_SPAWN_RATE = 4000, 2.0
 
@@ -104,137 +111,50 @@ def find_max_rate(
                     summary.reason = f"the endpoint died during the legacy ramp: {gone}"
             else:
                 sequential_rps = 1000.0 / float(ok_latency.tail(10).median())
-                _search(
-                    generator, objective, load, summary, sequential_rps, say, should_stop, health
+                controller = SearchController(
+                    StepSearchPolicy.from_load(load, sequential_rps),
+                    GeneratorRunner(generator, objective, load.request_timeout_seconds),
+                    Bounds.from_load(load),
+                    progress=say,
+                    should_stop=should_stop,
+                    target_health=health,
                 )
+                controller.run().apply_to(summary)
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
 
 
-def auto_start_rps(load: LoadSettings, sequential_rps: float) -> float:
-    """Half the rate one sequential client reaches: surely sustainable, and not far below."""
-    if load.start_rps is not None:
-        return load.start_rps
-    return min(max(1.0, round(sequential_rps / 2, 1)), load.max_rps)
+class GeneratorRunner:
+    """The controller's ``StepRunner`` on the Locust workers: run a plan, judge its samples."""
 
+    def __init__(
+        self, generator: LoadGenerator, objective: Objective, request_timeout: float
+    ) -> None:
+        self._generator = generator
+        self._objective = objective
+        self._request_timeout = request_timeout
 
-def _search(
-    generator: LoadGenerator,
-    objective: Objective,
-    load: LoadSettings,
-    summary: TypeSummary,
-    sequential_rps: float,
-    say: Progress,
-    should_stop: Callable[[], str | None] | None,
-    health: TargetHealth,
-) -> None:
-    settings = SearchSettings(
-        start_rps=auto_start_rps(load, sequential_rps),
-        growth_factor=load.growth_factor,
-        max_rps=load.max_rps,
-        precision=load.precision,
-    )
-    drain = min(load.request_timeout_seconds, max(2.0, load.step_seconds / 2))
-    history: list[Probe] = []
-    bottleneck: Bottleneck = "endpoint"
-    began = time.monotonic()
-    stopped_by = None
-    while True:
-        stopped_by = should_stop() if should_stop else None
-        if stopped_by:
-            break
-        decision = next_rate(history, settings)
-        if decision.next_rps is None:
-            summary.notes.append(f"search stopped: {decision.stop_reason}")
-            if decision.rate_limited:
-                bottleneck = "rate-limit"
-            break
-        if len(history) >= load.max_steps:
-            summary.notes.append(f"search stopped at the step bound max_steps={load.max_steps}")
-            break
-        if time.monotonic() - began + load.step_seconds > load.max_seconds:
-            summary.notes.append(
-                f"search stopped at the time bound max_seconds={load.max_seconds:g}"
-            )
-            break
-        rate = decision.next_rps
-        say(f"step {len(history) + 1}: offering {rate:.1f} rps for {load.step_seconds:g} s")
-        samples = generator.step(rate, load.step_seconds, drain)
+    def run_step(self, plan: StepPlan) -> StepOutcome:
+        drain = min(self._request_timeout, max(2.0, plan.seconds / 2))
+        samples = self._generator.step(plan.rate, plan.seconds, drain)
         verdict = judge_step(
             samples.requests,
             samples.unanswered,
-            target_rps=rate,
-            window_start=samples.start + load.warmup_seconds,
+            target_rps=plan.rate,
+            window_start=samples.start + plan.warmup_seconds,
             window_end=samples.end,
             sent_total=samples.sent,
-            step_seconds=load.step_seconds,
+            step_seconds=plan.seconds,
             worker_cpu=samples.worker_cpu,
-            objective=objective,
+            objective=self._objective,
         )
         step = verdict.result
         if not step.passed:
             step.reasons.extend(top_errors(samples.requests))
-        summary.steps.append(step)
-        history.append(Probe(rate, step.passed, verdict.achieved_rps))
-        # Interrupted (Ctrl-C stops the endpoint too): say so rather than "it died".
-        stopped_by = should_stop() if should_stop else None
-        gone = None if stopped_by else health()
-        if gone:
-            if not step.passed:
-                step.reasons.append("the endpoint died during this step")
-            stopped_by = f"the endpoint died during step {len(history)} ({rate:.1f} rps): {gone}"
-            summary.notes.append(
-                f"search stopped after step {len(history)}: the endpoint died; the steps before "
-                "it are kept, but they are not a capacity"
-            )
-        say(_describe_step(len(history), step))
-        if stopped_by:
-            break
-        if verdict.generator_limited:
-            bottleneck = "load-generator"
-            summary.notes.append(
-                f"the load generator could not offer {rate:.1f} rps; the endpoint's capacity is "
-                "at least the reported rate: use more load-generator processes (load.processes)"
-            )
-            break
-        if not step.passed and len(samples.unanswered):
-            time.sleep(
-                min(MAX_COOL_DOWN_SECONDS, len(samples.unanswered) / max(step.achieved_rps, 1))
-            )
-    # Asked once more: an interrupt that came as the search ended still marks the type.
-    stopped_by = stopped_by or (should_stop() if should_stop else None)
-    summary.load_seconds = round(time.monotonic() - began, 1)
-    summary.max_sustainable_rps = round(best_rate(history), 3)
-    summary.bottleneck = bottleneck
-    best = _best_step(summary.steps)
-    if stopped_by:
-        summary.status, summary.failed_stage, summary.reason = "failed", "load_test", stopped_by
-    elif best is None:
-        summary.status, summary.failed_stage = "failed", "load_test"
-        first = summary.steps[0] if summary.steps else None
-        summary.reason = (
-            f"no step met the objective, not even {first.target_rps:g} rps: "
-            + "; ".join(first.reasons)
-            if first
-            else "no step could be run within the bounds"
+        return StepOutcome(
+            step, verdict.achieved_rps, verdict.generator_limited, len(samples.unanswered)
         )
-    if best is not None:
-        summary.p50_ms, summary.p95_ms, summary.p99_ms = best.p50_ms, best.p95_ms, best.p99_ms
-
-
-def _best_step(steps: list[StepResult]) -> StepResult | None:
-    passing = [s for s in steps if s.passed]
-    return max(passing, key=lambda s: s.target_rps, default=None)
-
-
-def _describe_step(number: int, step: StepResult) -> str:
-    verdict = "passed" if step.passed else "FAILED: " + "; ".join(step.reasons[:2])
-    p99 = f"{step.p99_ms:.0f} ms" if step.p99_ms is not None else "n/a"
-    return (
-        f"step {number}: {step.target_rps:.1f} rps -> achieved {step.achieved_rps:.1f} rps, "
-        f"failures {step.failure_rate:.2%}, p99 {p99}: {verdict}"
-    )
 
 
 def _legacy(
@@ -247,16 +167,18 @@ def _legacy(
     say(f"legacy method: ramping {LEGACY_SPAWN_RATE:g} users/s up to {LEGACY_USERS} users")
     began = time.monotonic()
     result = generator.legacy(
-        max_users=LEGACY_USERS,
-        spawn_rate=LEGACY_SPAWN_RATE,
-        failure_ratio=objective.max_failure_rate,
-        max_seconds=load.max_seconds,
+        {
+            "max_users": LEGACY_USERS,
+            "spawn_rate": LEGACY_SPAWN_RATE,
+            "failure_ratio": objective.max_failure_rate,
+            "max_seconds": load.max_seconds,
+        }
     )
     summary.load_seconds = round(time.monotonic() - began, 1)
-    summary.max_sustainable_rps = round(float(result["reported_rps"]), 3)
+    summary.max_sustainable_rps = round(result.reported_rps, 3)
     summary.bottleneck = "endpoint"
     summary.notes.append(
-        f"legacy method stopped by {result['stopped_by']} after {result['seconds']:.0f} s "
-        f"({result['requests']} requests, {result['failures']} failures); the rate is Locust's "
+        f"legacy method stopped by {result.stopped_by} after {result.seconds:.0f} s "
+        f"({result.requests} requests, {result.failures} failures); the rate is Locust's "
         "moving average at that moment, failed requests included"
     )

@@ -23,8 +23,20 @@ from locust import FastHttpUser, between, constant, task
 from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
+from rightsizer.loadgen.messages import (
+    Command,
+    LegacyDone,
+    LegacyRamp,
+    OfferStep,
+    Reply,
+    Sample,
+    StepDone,
+    Stopped,
+    WarmedUp,
+    WarmUp,
+    WorkerConfig,
+)
 from rightsizer.loadgen.target import HttpTarget, SageMakerTarget
-from rightsizer.loadgen.worker import WorkerConfig
 
 # Connections one process may hold open at once. At the boundary, requests in flight =
 # rate x latency; the pool must not be what limits an open-loop load.
@@ -32,10 +44,6 @@ MAX_CONNECTIONS = 2000
 # While behind schedule, yield to the event loop every this many sends, so responses
 # keep being read.
 YIELD_EVERY = 32
-
-Sample = tuple[float, float, float, bool, int, str | None]
-"""(scheduled, started, latency_ms, ok, http_status, error) of one request."""
-
 
 class InvocationsUser(FastHttpUser):
     """Sends invocations of the endpoint; the subclasses decide when."""
@@ -157,22 +165,24 @@ class Driver:
             return 0
         return self.rng.choices(range(len(self.weights)), weights=self.weights)[0]
 
-    def wait_for_message(self, conn: Connection) -> dict[str, Any]:
+    def wait_for_command(self, conn: Connection) -> Command:
         # Poll rather than block: a blocking recv would freeze Locust's greenlets.
         while not conn.poll(0):
             gevent.sleep(0.01)
-        return conn.recv()
+        command: Command = conn.recv()
+        return command
 
-    def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if msg["op"] == "warm":
-            return self.warm(msg["max_seconds"])
-        if msg["op"] == "step":
-            return self.step(msg["rate"], msg["start"], msg["end"], msg["phase"], msg["drain"])
-        if msg["op"] == "legacy":
-            return self.legacy(**msg["settings"])
-        raise ValueError(f"unknown command {msg['op']!r}")
+    def handle(self, command: Command) -> Reply:
+        match command:
+            case WarmUp(max_seconds):
+                return self.warm(max_seconds)
+            case OfferStep(rate, start, end, phase, drain):
+                return self.step(rate, start, end, phase, drain)
+            case LegacyRamp(settings):
+                return self.legacy(**settings)
+        raise ValueError(f"unknown command {command!r}")
 
-    def warm(self, max_seconds: float) -> dict[str, Any]:
+    def warm(self, max_seconds: float) -> WarmedUp:
         """Sequential requests until latency settles, so a cold start is not load-tested.
 
         Settled: the median of the last 10 successful requests is within 10% of the 10
@@ -192,11 +202,11 @@ class Driver:
             if len(samples) >= 30 and not any(s[3] for s in samples[-30:]):
                 # It never answers successfully, or has stopped (died): no point in waiting.
                 break
-        return {"samples": samples, "settled": settled}
+        return WarmedUp(samples, settled)
 
     def step(
         self, rate: float, start: float, end: float, phase: float, drain: float
-    ) -> dict[str, Any]:
+    ) -> StepDone:
         """Offer ``rate`` requests/s from ``start`` to ``end`` (epoch seconds), open loop."""
         samples: list[Sample] = []
         pool = Pool()
@@ -224,7 +234,7 @@ class Driver:
         # spill into the next step; the analysis counts them as unanswered.
         unanswered = [g.scheduled for g in pool]
         pool.kill(block=True, timeout=2)
-        return {"samples": samples, "unanswered": unanswered, "sent": i, "cpu": busy}
+        return StepDone(samples, unanswered, i, busy)
 
     def legacy(
         self,
@@ -232,7 +242,7 @@ class Driver:
         spawn_rate: float,
         failure_ratio: float,
         max_seconds: float,
-    ) -> dict[str, Any]:
+    ) -> LegacyDone:
         """The old notebook's method: ramp closed-loop users linearly, stop when the
         *cumulative* failure ratio exceeds the threshold, report Locust's moving-average
         rate at that moment (failed requests included)."""
@@ -258,20 +268,20 @@ class Driver:
                 break
         reported = self.env.stats.total.current_rps
         self.runner.stop()
-        return {
-            "reported_rps": reported,
-            "seconds": time.time() - started,
-            "stopped_by": stopped_by,
-            "history": history,
-            "requests": self.env.stats.total.num_requests,
-            "failures": self.env.stats.total.num_failures,
-        }
+        return LegacyDone(
+            reported_rps=reported,
+            seconds=time.time() - started,
+            stopped_by=stopped_by,
+            history=history,
+            requests=self.env.stats.total.num_requests,
+            failures=self.env.stats.total.num_failures,
+        )
 
-    def close(self) -> dict[str, Any]:
+    def close(self) -> Stopped:
         self.runner.quit()
         if self.csv_writer is not None:
             gevent.sleep(1.2)  # one more pass of Locust's CSV writer, then close its files
         gevent.killall(self.background, block=False)
         if self.csv_writer is not None:
             self.csv_writer.close_files()
-        return {"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        return Stopped(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

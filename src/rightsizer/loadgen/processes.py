@@ -10,19 +10,38 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
+from rightsizer.loadgen.messages import (
+    Command,
+    Failed,
+    LegacyDone,
+    LegacyRamp,
+    LegacySettings,
+    OfferStep,
+    Ready,
+    Reply,
+    Shutdown,
+    StepDone,
+    Stopped,
+    WarmedUp,
+    WarmUp,
+    WorkerConfig,
+)
 from rightsizer.loadgen.target import Target
-from rightsizer.loadgen.worker import WorkerConfig, worker_main
+from rightsizer.loadgen.worker import worker_main
 from rightsizer.payloads import LoadedPayload
 
 SAMPLE_COLUMNS = ["scheduled", "started", "latency_ms", "ok", "status", "error"]
 # Workers start a step together this long after the command, so that all are ready.
 START_DELAY_SECONDS = 0.3
+
+ReplyT = TypeVar("ReplyT", bound=Reply)
 
 
 class LoadGeneratorError(RuntimeError):
@@ -59,7 +78,7 @@ class LoadGenerator:
         self.request_timeout = request_timeout
         context = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
-        self._procs: list[Any] = []
+        self._procs: list[BaseProcess] = []
         try:
             for index in range(processes):
                 csv_base = None
@@ -75,9 +94,7 @@ class LoadGenerator:
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
-            for reply in self._gather(start_timeout):
-                if not reply.get("ready"):
-                    raise LoadGeneratorError(reply.get("error", "worker did not start"))
+            self._gather(start_timeout, Ready)
         except BaseException:
             self.close()
             raise
@@ -88,17 +105,22 @@ class LoadGenerator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _gather(self, timeout: float) -> list[dict[str, Any]]:
+    def _gather(self, timeout: float, expected: type[ReplyT]) -> list[ReplyT]:
         deadline = time.time() + timeout
-        return [self._gather_one(i, deadline - time.time()) for i in range(len(self._conns))]
+        return [
+            self._gather_one(i, deadline - time.time(), expected) for i in range(len(self._conns))
+        ]
 
     def warm(self, max_seconds: float) -> tuple[pd.DataFrame, bool]:
         """Sequential requests from one worker until latency settles (absorbs cold starts)."""
-        self._conns[0].send({"op": "warm", "max_seconds": max_seconds})
-        reply = self._gather_one(0, max_seconds + self.request_timeout + 30)
-        return pd.DataFrame(reply["samples"], columns=SAMPLE_COLUMNS), bool(reply["settled"])
+        self._send(0, WarmUp(max_seconds))
+        reply = self._gather_one(0, max_seconds + self.request_timeout + 30, WarmedUp)
+        return pd.DataFrame(reply.samples, columns=SAMPLE_COLUMNS), reply.settled
 
-    def _gather_one(self, index: int, timeout: float) -> dict[str, Any]:
+    def _send(self, index: int, command: Command) -> None:
+        self._conns[index].send(command)
+
+    def _gather_one(self, index: int, timeout: float, expected: type[ReplyT]) -> ReplyT:
         conn, proc = self._conns[index], self._procs[index]
         deadline = time.time() + timeout
         while not conn.poll(0.2):
@@ -106,53 +128,50 @@ class LoadGenerator:
                 raise LoadGeneratorError(f"{proc.name} exited with code {proc.exitcode}")
             if time.time() > deadline:
                 raise LoadGeneratorError(f"{proc.name} did not answer within {timeout:.0f} s")
-        reply = conn.recv()
-        if not reply.get("ok", False):
-            raise LoadGeneratorError(reply.get("error", "unknown load generator error"))
+        reply: Reply = conn.recv()
+        if isinstance(reply, Failed):
+            raise LoadGeneratorError(reply.error)
+        if not isinstance(reply, expected):
+            raise LoadGeneratorError(
+                f"{proc.name} answered {type(reply).__name__}, not {expected.__name__}"
+            )
         return reply
 
     def step(self, rate: float, seconds: float, drain: float) -> StepSamples:
         start = time.time() + START_DELAY_SECONDS
         end = start + seconds
         n = self.processes
-        for index, conn in enumerate(self._conns):
-            conn.send(
-                {
-                    "op": "step",
-                    "rate": rate / n,
-                    "start": start,
-                    "end": end,
-                    "phase": index / n,
-                    "drain": drain,
-                }
-            )
-        replies = self._gather(seconds + drain + START_DELAY_SECONDS + 30)
-        rows = [row for reply in replies for row in reply["samples"]]
+        for index in range(n):
+            self._send(index, OfferStep(rate / n, start, end, phase=index / n, drain=drain))
+        replies = self._gather(seconds + drain + START_DELAY_SECONDS + 30, StepDone)
+        rows = [row for reply in replies for row in reply.samples]
         return StepSamples(
             target_rps=rate,
             start=start,
             end=end,
             requests=pd.DataFrame(rows, columns=SAMPLE_COLUMNS),
-            unanswered=np.array([t for r in replies for t in r["unanswered"]], dtype=float),
-            sent=sum(r["sent"] for r in replies),
-            worker_cpu=[float(r["cpu"]) for r in replies],
+            unanswered=np.array([t for r in replies for t in r.unanswered], dtype=float),
+            sent=sum(r.sent for r in replies),
+            worker_cpu=[r.cpu for r in replies],
         )
 
-    def legacy(self, **settings: Any) -> dict[str, Any]:
+    def legacy(self, settings: LegacySettings) -> LegacyDone:
         """The old notebook's ramp, on the first worker only (as the notebook ran it)."""
-        self._conns[0].send({"op": "legacy", "settings": settings})
-        return self._gather_one(0, settings["max_seconds"] + 60)
+        self._send(0, LegacyRamp(settings))
+        return self._gather_one(0, settings["max_seconds"] + 60, LegacyDone)
 
-    def close(self) -> dict[str, Any]:
-        """Stop every worker; always safe to call, also after a failure."""
+    def close(self) -> dict[str, int]:
+        """Stop every worker; always safe to call, also after a failure.
+
+        Returns ``{"peak_rss_kb": ...}``, the busiest worker's peak memory (the throughput
+        benchmark reads it)."""
         peak_rss_kb = 0
         for conn, proc in zip(self._conns, self._procs, strict=False):
             try:
                 if proc.is_alive():
-                    conn.send({"op": "stop"})
-                    if conn.poll(10):
-                        reply = conn.recv()
-                        peak_rss_kb = max(peak_rss_kb, int(reply.get("peak_rss_kb", 0)))
+                    conn.send(Shutdown())
+                    if conn.poll(10) and isinstance(reply := conn.recv(), Stopped):
+                        peak_rss_kb = max(peak_rss_kb, reply.peak_rss_kb)
             except (OSError, EOFError):
                 pass
         for proc in self._procs:

@@ -1,29 +1,18 @@
-"""One load-generator process, driven step by step over a pipe by the parent.
+"""One load-generator process, driven command by command over a pipe by the parent.
 
 Runs only in a child process (see ``processes.py``): importing Locust monkey-patches the
-interpreter with gevent, which the parent (CLI, pipeline threads) must not suffer.
-Commands are dicts with an ``op``: ``warm``, ``step``, ``legacy`` or ``stop``.
+interpreter with gevent, which the parent (CLI, pipeline threads) must not suffer, so
+``locust_driver`` is imported here, inside the child, and nowhere else. The commands and
+replies are the types in ``messages.py``; ``Shutdown`` ends the loop.
 """
 
 from __future__ import annotations
 
 import signal
 import traceback
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
 
-from rightsizer.loadgen.target import Target
-from rightsizer.payloads import LoadedPayload
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    target: Target
-    payloads: list[LoadedPayload]
-    request_timeout: float
-    csv_base: str | None  # Locust's CSVs: <csv_base>_stats.csv, _stats_history.csv, ...
-    seed: int = 0
+from rightsizer.loadgen.messages import Failed, Ready, Shutdown, WorkerConfig
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
@@ -34,20 +23,16 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
 
         driver = Driver(config)
     except Exception as exc:
-        conn.send({"ok": False, "error": f"load generator failed to start: {exc}"})
+        conn.send(Failed(f"load generator failed to start: {exc}"))
         conn.close()
         return
-    conn.send({"ok": True, "ready": True})
+    conn.send(Ready())
     try:
-        while True:
-            msg = driver.wait_for_message(conn)
-            if msg["op"] == "stop":
-                break
+        while not isinstance(command := driver.wait_for_command(conn), Shutdown):
             try:
-                conn.send({"ok": True, **driver.handle(msg)})
+                conn.send(driver.handle(command))
             except Exception as exc:
-                conn.send({"ok": False, "error": str(exc), "trace": traceback.format_exc()})
+                conn.send(Failed(str(exc), traceback.format_exc()))
     finally:
-        summary: dict[str, Any] = driver.close()
-        conn.send({"ok": True, "stopped": True, **summary})
+        conn.send(driver.close())
         conn.close()
