@@ -1,7 +1,8 @@
 """Janitor: delete the SageMaker resources an execution left (rightsizer.aws.janitor).
 
 Triggered by the execution's status change (EventBridge rule) and hourly (sweep). Raises when a
-deletion failed for a reason other than "not deletable yet", so Lambda retries the invocation.
+deletion failed, or a resource's tags could not be read, for a reason other than "gone already" or
+"not deletable yet", so Lambda retries the invocation.
 """
 
 from __future__ import annotations

@@ -8,40 +8,81 @@ A Catch does not run when an execution is aborted or times out, and an endpoint 
 * on a schedule (``sweep``) it does the same for every execution that is no longer running, so an
   endpoint that could not be deleted yet is deleted on a later pass.
 
-Only resources named ``<prefix>-...`` **and** tagged ``rightsizer:execution-arn`` are touched: a
-user's own models (``model.kind: existing``) carry no such tag and are never deleted. Running it
-twice is harmless: what is gone is skipped.
+Only resources whose name starts with ``<prefix>-`` **and** whose ``rightsizer:execution-arn``
+tag holds ``tag_value(<execution ARN>)`` are touched: a user's own models (``model.kind:
+existing``) carry no such tag and are never deleted. Running it twice is harmless: what is gone
+is skipped, and an endpoint SageMaker is already deleting is not deleted again.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rightsizer.aws.naming import TAG_EXECUTION_ARN
+from botocore.exceptions import ClientError
+
+from rightsizer.aws.naming import TAG_EXECUTION_ARN, tag_value
 
 log = logging.getLogger(__name__)
 
+LIST_PAGE_SIZE = 100  # the most SageMaker's List* calls return at once (their default is 10)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of SageMaker resource: how to list it and how to delete it."""
+
+    name: str
+    lister: str
+    items_key: str
+    name_key: str
+    arn_key: str
+    deleter: str
+
+
 # Deletion order: an endpoint first (it bills), then what it used.
 KINDS = (
-    ("endpoint", "list_endpoints", "Endpoints", "EndpointName", "EndpointArn"),
-    ("endpoint_config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName",
-     "EndpointConfigArn"),
-    ("model", "list_models", "Models", "ModelName", "ModelArn"),
+    Kind("endpoint", "list_endpoints", "Endpoints", "EndpointName", "EndpointArn",
+         "delete_endpoint"),
+    Kind("endpoint_config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName",
+         "EndpointConfigArn", "delete_endpoint_config"),
+    Kind("model", "list_models", "Models", "ModelName", "ModelArn", "delete_model"),
 )
-NOT_DELETABLE_YET = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
+
+
+class EndpointAction(enum.Enum):
+    DELETE = "delete"
+    WAIT = "wait"  # SageMaker refuses to delete it in this state; the hourly sweep retries
+    ALREADY_DELETING = "already deleting"
+
+
+# Every EndpointStatus in SageMaker's API model (a test compares this with botocore's enum).
+ENDPOINT_STATUS_ACTIONS: dict[str, EndpointAction] = {
+    "InService": EndpointAction.DELETE,
+    "OutOfService": EndpointAction.DELETE,
+    "Failed": EndpointAction.DELETE,
+    "UpdateRollbackFailed": EndpointAction.DELETE,
+    "Creating": EndpointAction.WAIT,
+    "Updating": EndpointAction.WAIT,
+    "SystemUpdating": EndpointAction.WAIT,
+    "RollingBack": EndpointAction.WAIT,
+    "Deleting": EndpointAction.ALREADY_DELETING,
+}
 
 
 @dataclass
 class JanitorReport:
-    deleted: dict[str, list[str]] = field(default_factory=lambda: {k[0]: [] for k in KINDS})
+    deleted: dict[str, list[str]] = field(default_factory=lambda: {k.name: [] for k in KINDS})
+    deleting: list[str] = field(default_factory=list)  # endpoints SageMaker is deleting already
     waiting: list[str] = field(default_factory=list)  # endpoints SageMaker will not delete yet
     kept_running: list[str] = field(default_factory=list)  # belong to running executions
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"deleted": self.deleted, "waiting": self.waiting,
+        return {"deleted": self.deleted, "deleting": self.deleting, "waiting": self.waiting,
                 "kept_running": self.kept_running, "errors": self.errors}
 
 
@@ -51,9 +92,11 @@ def clean_up(
     sagemaker: Any,
     sfn: Any,
     execution_arn: str | None = None,
+    page_size: int = LIST_PAGE_SIZE,
 ) -> JanitorReport:
     """Delete the resources of ``execution_arn``, or of every finished execution (a sweep)."""
     report = JanitorReport()
+    wanted = tag_value(execution_arn) if execution_arn is not None else None
     running: dict[str, bool] = {}
 
     def still_running(owner: str) -> bool:
@@ -61,73 +104,122 @@ def clean_up(
             running[owner] = _is_running(owner, sfn)
         return running[owner]
 
-    for kind, lister, key, name_key, arn_key in KINDS:
-        for resource in _list(sagemaker, lister, key, name_key, prefix):
-            name, arn = resource[name_key], resource[arn_key]
-            owner = _owner(sagemaker, arn)
+    for kind in KINDS:
+        for resource in _list_under_prefix(sagemaker, kind, prefix, page_size):
+            name = resource[kind.name_key]
+            owner = _owner(sagemaker, resource[kind.arn_key], name, report)
             if owner is None:
-                continue  # not ours: never touched
-            if execution_arn is not None and owner != execution_arn:
+                continue  # not ours (or unreadable, reported): never touched
+            if wanted is not None and owner != wanted:
                 continue
-            if execution_arn is None and still_running(owner):
+            if wanted is None and still_running(owner):
                 report.kept_running.append(name)
                 continue
             _delete(sagemaker, kind, name, resource, report)
     return report
 
 
-def _list(
-    sagemaker: Any, lister: str, key: str, name_key: str, prefix: str
-) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    kwargs = {"NameContains": prefix, "MaxResults": 100}
-    while True:
-        page = getattr(sagemaker, lister)(**kwargs)
-        found.extend(r for r in page.get(key, []) if r[name_key].startswith(prefix + "-"))
-        token = page.get("NextToken")
-        if not token:
-            return found
-        kwargs["NextToken"] = token
+def _list_under_prefix(
+    sagemaker: Any, kind: Kind, prefix: str, page_size: int
+) -> Iterator[dict[str, Any]]:
+    """Every resource of ``kind`` named exactly ``<prefix>-...``, over all pages.
+
+    ``NameContains`` only narrows what SageMaker sends (it matches anywhere in the name), so the
+    start of each name is checked here.
+    """
+    pages = sagemaker.get_paginator(kind.lister).paginate(
+        NameContains=prefix, PaginationConfig={"PageSize": page_size}
+    )
+    for page in pages:
+        for resource in page.get(kind.items_key, []):
+            if resource[kind.name_key].startswith(f"{prefix}-"):
+                yield resource
 
 
-def _owner(sagemaker: Any, arn: str) -> str | None:
+def _owner(sagemaker: Any, arn: str, name: str, report: JanitorReport) -> str | None:
+    """The (sanitised) execution ARN tag of a resource; None if it has none or is gone."""
     try:
-        tags = sagemaker.list_tags(ResourceArn=arn).get("Tags", [])
-    except Exception as exc:  # gone meanwhile, or not readable: leave it
-        log.info("cannot read tags of %s: %s", arn, exc)
+        for page in sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn):
+            for tag in page.get("Tags", []):
+                if tag["Key"] == TAG_EXECUTION_ARN:
+                    return tag_value(tag["Value"])
+    except ClientError as exc:
+        if not _is_gone(exc):  # e.g. throttled or denied: it may be ours, so say so
+            report.errors.append(f"tags of {name}: {_describe(exc)}")
         return None
-    return next((t["Value"] for t in tags if t["Key"] == TAG_EXECUTION_ARN), None)
+    return None
 
 
-def _is_running(execution_arn: str, sfn: Any) -> bool:
+def _is_running(owner: str, sfn: Any) -> bool:
+    """Whether the execution a tag names still runs.
+
+    The tag is ``tag_value(ARN)``, which is the ARN itself for every execution that creates
+    resources: Validate refuses execution names that ``tag_value`` would change.
+    """
     try:
-        return sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code == "ExecutionDoesNotExist":
+        return bool(sfn.describe_execution(executionArn=owner)["status"] == "RUNNING")
+    except ClientError as exc:
+        if _code(exc) == "ExecutionDoesNotExist":
             return False  # history expired (90 days) or deleted with its state machine
-        log.warning("cannot tell whether %s runs (%s): keeping its resources", execution_arn, exc)
+        log.warning("cannot tell whether %s runs (%s): keeping its resources", owner,
+                    _describe(exc))
         return True
 
 
 def _delete(
-    sagemaker: Any, kind: str, name: str, resource: dict[str, Any], report: JanitorReport
+    sagemaker: Any, kind: Kind, name: str, resource: dict[str, Any], report: JanitorReport
 ) -> None:
-    if kind == "endpoint" and resource.get("EndpointStatus") in NOT_DELETABLE_YET:
-        report.waiting.append(f"{name} ({resource['EndpointStatus']})")
+    if kind.name == "endpoint" and not _endpoint_deletable(name, resource, report):
         return
-    call = {"endpoint": ("delete_endpoint", "EndpointName"),
-            "endpoint_config": ("delete_endpoint_config", "EndpointConfigName"),
-            "model": ("delete_model", "ModelName")}[kind]
     try:
-        getattr(sagemaker, call[0])(**{call[1]: name})
-    except Exception as exc:
-        message = str(exc)
-        if "Could not find" in message or "does not exist" in message:
+        getattr(sagemaker, kind.deleter)(**{kind.name_key: name})
+    except ClientError as exc:
+        if _is_gone(exc):
             return  # deleted meanwhile: idempotent
-        if kind == "endpoint" and "Cannot" in message:
-            report.waiting.append(f"{name} ({message})")
+        if kind.name == "endpoint" and _is_busy(exc):
+            report.waiting.append(f"{name} ({_message(exc)})")
             return
-        report.errors.append(f"{kind} {name}: {message}")
+        report.errors.append(f"{kind.name} {name}: {_describe(exc)}")
         return
-    report.deleted[kind].append(name)
+    report.deleted[kind.name].append(name)
+
+
+def _endpoint_deletable(name: str, resource: dict[str, Any], report: JanitorReport) -> bool:
+    """Decide on the listed EndpointStatus; record why an endpoint is left for now."""
+    status = str(resource.get("EndpointStatus", ""))
+    action = ENDPOINT_STATUS_ACTIONS.get(status)
+    if action is None:
+        # A status newer than this code: let SageMaker decide (it refuses what it cannot do).
+        log.warning("endpoint %s has unknown status %r: trying to delete it", name, status)
+        return True
+    if action is EndpointAction.ALREADY_DELETING:
+        report.deleting.append(name)
+    elif action is EndpointAction.WAIT:
+        report.waiting.append(f"{name} ({status})")
+    return action is EndpointAction.DELETE
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def _describe(exc: ClientError) -> str:
+    return f"{_code(exc)}: {_message(exc)}"
+
+
+# SageMaker answers ValidationException both for a resource that does not exist ("Could not
+# find endpoint ...") and for one in a state that forbids the call ("Cannot update in-progress
+# endpoint"), as for malformed requests: only the message tells these apart.
+def _is_gone(exc: ClientError) -> bool:
+    code = _code(exc)
+    if code == "ResourceNotFound":
+        return True
+    return code == "ValidationException" and _message(exc).startswith("Could not find")
+
+
+def _is_busy(exc: ClientError) -> bool:
+    return _code(exc) == "ValidationException" and _message(exc).startswith("Cannot ")
