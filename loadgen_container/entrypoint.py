@@ -8,7 +8,9 @@ non-zero on failure so that ecs:runTask.sync fails the item.
 
 import sys
 
-from rightsizer.aws.loadgen_task import main
-
 if __name__ == "__main__":
+    # Imported here, not above: the load generator's spawned workers re-run this file's top
+    # level, and must not import ssl (botocore) before Locust's gevent patches it.
+    from rightsizer.aws.loadgen_task import main
+
     sys.exit(main())

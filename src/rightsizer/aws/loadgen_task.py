@@ -5,9 +5,19 @@ The state machine passes the parameters as ``ContainerOverrides.Environment`` (b
 The load runs against the SageMaker runtime API with SigV4-signed ``InvokeEndpoint`` calls, no
 API Gateway or Lambda in between, so the figures are the endpoint's own.
 
-Exit codes: 0 after a measurement (even one where nothing passed: that is a result), 2 for bad
-parameters, 1 for any other failure, so that ``ecs:runTask.sync`` fails the item. On failure a
-failed ``summary.json`` with the reason is uploaded when possible.
+Two modes (``RIGHTSIZER_MODE``):
+
+* unset: the load test. The scratch folder (/tmp, see ``scratch``) is checked first, so that an
+  image that cannot write it fails with one line naming the folder, its owner/mode and the uid.
+  While the load runs, the engine asks SageMaker after every step whether the endpoint is still
+  in service (``endpoint_health``): one that went Failed or was deleted ends the test with
+  that reason.
+* ``preflight``: a check run before any endpoint exists (``preflight``): scratch folder, worker
+  start, runtime host reachable, run folder writable.
+
+Exit codes: 0 after a measurement (even one where nothing passed: that is a result) or a passed
+preflight, 2 for bad parameters, 1 for any other failure, so that ``ecs:runTask.sync`` fails the
+item. On a load-test failure a failed ``summary.json`` with the reason is uploaded when possible.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from rightsizer.aws.scratch import ScratchNotWritable, ensure_writable, scratch_dir
 from rightsizer.schema import LoadSettings, Objective, Payload, format_errors
 from rightsizer.store import SUMMARY, S3RunStore, write_summary
 from rightsizer.summary import TypeSummary
@@ -116,26 +127,35 @@ def run_task(
     params: TaskParams,
     *,
     s3: Any = None,
+    sagemaker: Any = None,
     find_max_rate: Callable[..., TypeSummary] | None = None,
     progress: Callable[[str], None] | None = None,
+    scratch: Path | None = None,
 ) -> TypeSummary:
     """Measure the endpoint and upload ``<type>/summary.json`` and Locust's CSVs."""
+    # botocore (ssl) only when used: this module may be a spawned worker's __main__, where ssl
+    # must not be imported before Locust's gevent patches it.
+    from rightsizer.aws.endpoint_health import EndpointHealth, sagemaker_client
     from rightsizer.loadgen.target import SageMakerTarget
     from rightsizer.payloads import load_payloads
 
     if find_max_rate is None:
         from rightsizer.engine import find_max_rate
+    scratch = scratch or scratch_dir()
+    ensure_writable(scratch)
     store = S3RunStore(params.results_uri, params.run_id, s3)
     payloads = load_payloads(params.payloads, s3_client=store.s3)
     load = params.load.model_copy(update={"processes": params.processes})
     target = SageMakerTarget(params.endpoint_name, params.region, params.endpoint_url)
-    with tempfile.TemporaryDirectory(prefix="rightsizer-") as tmp:
+    health = EndpointHealth(params.endpoint_name, sagemaker or sagemaker_client(params.region))
+    with tempfile.TemporaryDirectory(prefix="rightsizer-", dir=scratch) as tmp:
         out_dir = Path(tmp)
         summary = find_max_rate(
             target, payloads, params.objective, load, out_dir,
             instance_type=params.instance_type,
             instance_count=params.instance_count,
             progress=progress,
+            target_health=health,
         )
         try:
             upload_results(store, params.instance_type, out_dir)
@@ -187,9 +207,13 @@ def main(
     env: Mapping[str, str] | None = None,
     *,
     s3: Any = None,
+    sagemaker: Any = None,
     find_max_rate: Callable[..., TypeSummary] | None = None,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    env = os.environ if env is None else env
+    if env.get("RIGHTSIZER_MODE", "").strip() == "preflight":
+        return run_preflight(env, s3)
     try:
         params = params_from_env(env)
     except TaskParameterError as exc:
@@ -202,8 +226,14 @@ def main(
     )
     try:
         summary = run_task(
-            params, s3=s3, find_max_rate=find_max_rate, progress=lambda m: log.info("%s", m)
+            params, s3=s3, sagemaker=sagemaker, find_max_rate=find_max_rate,
+            progress=lambda m: log.info("%s", m), scratch=scratch_dir(env),
         )
+    except (ScratchNotWritable, ResultsNotSaved) as exc:
+        # Their message says what is wrong and where: a traceback would only bury it.
+        log.error("load test failed: %s", exc)
+        record_failure(params, f"load generator error: {exc}", s3)
+        return EXIT_FAILED
     except Exception as exc:
         log.error("load test failed: %s\n%s", exc, traceback.format_exc())
         record_failure(params, f"load generator error: {type(exc).__name__}: {exc}", s3)
@@ -215,6 +245,19 @@ def main(
         "reason": summary.reason,
     }))
     return EXIT_OK
+
+
+def run_preflight(env: Mapping[str, str], s3: Any = None) -> int:
+    from rightsizer.aws import preflight
+
+    try:
+        params = preflight.preflight_params_from_env(env)
+    except preflight.PreflightParameterError as exc:
+        log.error("bad preflight parameters: %s", exc)
+        return EXIT_BAD_PARAMETERS
+    log.info("preflight for run %s in %s", params.run_id, params.region)
+    results = preflight.run_preflight(params, scratch_dir(env), s3=s3)
+    return EXIT_OK if preflight.log_results(results) else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover
