@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -69,6 +70,34 @@ def suggest_instance_type(name: str) -> str | None:
     return closest(cleaned, known, cutoff=0.85)
 
 
+# SageMaker's CreateModel limits on a container's Environment (API reference: ContainerDefinition).
+MAX_ENVIRONMENT_ENTRIES = 100
+MAX_ENVIRONMENT_CHARS = 1024
+ENVIRONMENT_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _container_environment(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_ENVIRONMENT_ENTRIES:
+        raise ValueError(
+            f"{len(value)} variables: SageMaker takes at most {MAX_ENVIRONMENT_ENTRIES}"
+        )
+    for key, text in value.items():
+        if not ENVIRONMENT_KEY.match(key) or len(key) > MAX_ENVIRONMENT_CHARS:
+            raise ValueError(
+                f"{key[:60]!r}: a variable name is letters, digits and '_', not starting with a "
+                f"digit, at most {MAX_ENVIRONMENT_CHARS} characters"
+            )
+        if len(text) > MAX_ENVIRONMENT_CHARS:
+            raise ValueError(
+                f"{key}: the value has {len(text)} characters; SageMaker takes at most "
+                f"{MAX_ENVIRONMENT_CHARS} (put larger settings in the model data)"
+            )
+    return value
+
+
+ContainerEnvironment = Annotated[dict[str, str], AfterValidator(_container_environment)]
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,7 +110,7 @@ class LocalModel(StrictModel):
 
     kind: Literal["local"] = "local"
     path: str = Field(description="Folder with inference.py, relative to the input file.")
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: ContainerEnvironment = Field(default_factory=dict)
 
 
 class SyntheticModel(StrictModel):
@@ -102,7 +131,7 @@ class SyntheticModel(StrictModel):
 class ModelPackage(StrictModel):
     kind: Literal["model_package"] = "model_package"
     arn: str = Field(description="A SageMaker model package ARN (e.g. from AWS Marketplace).")
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: ContainerEnvironment = Field(default_factory=dict)
 
     @field_validator("arn")
     @classmethod
@@ -118,7 +147,7 @@ class ImageModel(StrictModel):
     kind: Literal["image"] = "image"
     image_uri: str = Field(description="ECR image URI of the inference container.")
     model_data_url: str | None = Field(None, description="s3:// URI of model.tar.gz.")
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: ContainerEnvironment = Field(default_factory=dict)
 
     @field_validator("image_uri")
     @classmethod
@@ -301,6 +330,26 @@ class LoadSettings(StrictModel):
         return self
 
 
+class EndpointSettings(StrictModel):
+    """Production-variant settings for large models (AWS only: CreateEndpointConfig)."""
+
+    volume_size_gb: int | None = Field(
+        None, ge=1, le=512,
+        description="ML storage volume per instance (VolumeSizeInGB). Not for instance types "
+        "with local NVMe storage (e.g. ml.g5, ml.p4d), which SageMaker refuses.",
+    )
+    model_data_download_timeout_seconds: int | None = Field(
+        None, ge=60, le=3600,
+        description="Time SageMaker allows to download the model data "
+        "(ModelDataDownloadTimeoutInSeconds).",
+    )
+    container_startup_health_check_timeout_seconds: int | None = Field(
+        None, ge=60, le=3600,
+        description="Time SageMaker waits for the container's first /ping "
+        "(ContainerStartupHealthCheckTimeoutInSeconds).",
+    )
+
+
 class BenchmarkInput(StrictModel):
     """Everything one benchmark needs. The same JSON runs locally and on AWS."""
 
@@ -315,6 +364,7 @@ class BenchmarkInput(StrictModel):
     traffic: Traffic
     objective: Objective = Objective()
     load: LoadSettings = LoadSettings()
+    endpoint: EndpointSettings = EndpointSettings()
     concurrency: int = Field(1, ge=1, le=10, description="Instance types tested at once.")
     safety_factor: float = Field(
         0.5, gt=0, le=1, description="Share of capacity autoscaling targets (AWS advises 0.5)."

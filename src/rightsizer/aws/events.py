@@ -73,18 +73,22 @@ class MapItem(_Event):
     names: ItemNames
     create_model: bool
     model_name: str = Field(description="The model the endpoint config uses (created or existing).")
-    model: dict[str, Any] = Field(
-        default_factory=dict, description="CreateModel's PrimaryContainer/EnableNetworkIsolation."
+    production_variant: dict[str, Any] = Field(
+        description="CreateEndpointConfig's one ProductionVariant, optional settings included."
     )
     tags: list[dict[str, str]]
     poll: Poll
     smoke_payload: PayloadRef
     loadgen: LoadgenTask
-    summary_key: str
 
 
 class ValidateOutput(_Event):
     run: RunContext
+    model: dict[str, Any] = Field(
+        description="CreateModel's PrimaryContainer and EnableNetworkIsolation, shared by every "
+        "item (once here, not once per item: the state stays small); empty for an existing model."
+    )
+    preflight: LoadgenTask = Field(description="The load generator's check before any endpoint.")
     items: list[MapItem]
     prices: dict[str, float]
 
@@ -111,7 +115,7 @@ class Outcome(_Event):
 
 
 class ItemResult(_Event):
-    """One Map iteration's output."""
+    """One Map iteration's whole outcome, as ``aws.outcomes`` rebuilds it from outcome.json."""
 
     instance_type: str
     instance_count: int = 1
@@ -122,10 +126,31 @@ class ItemResult(_Event):
     )
 
 
+class ItemRecord(_Event):
+    """One Map iteration's output: fields of bounded size only, so that the Map's collected
+    result stays far below Step Functions' 256 KiB state limit for any accepted input. The
+    whole outcome is in ``runs/<run_id>/<outcome_key>`` (the iteration's state as JSON)."""
+
+    instance_type: str
+    instance_count: int = 1
+    status: Literal["succeeded", "failed"]
+    outcome_key: str | None = None
+    record_error: str | None = Field(None, description="Why outcome.json was not written.")
+
+
+class IterationState(_Event):
+    """What an iteration writes to outcome.json: its whole state (``States.JsonToString($)``)."""
+
+    item: MapItem
+    outcome: Outcome
+    created: dict[str, Any] = Field(default_factory=dict)
+    cleanup: dict[str, StepError] = Field(default_factory=dict)
+
+
 class FinishEvent(_Event):
     run: RunContext
     prices: dict[str, float]
-    outcomes: list[ItemResult]
+    outcomes: list[ItemRecord]
 
 
 class JanitorEvent(_Event):

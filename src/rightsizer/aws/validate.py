@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rightsizer import cost
+from rightsizer.aws import limits
 from rightsizer.aws.events import (
     ItemNames,
     LoadgenTask,
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 # ECS limits one task's overrides to 8192 characters; keep well inside.
 MAX_OVERRIDE_CHARS = 7000
-SUMMARY_NAME = "summary.json"
 # Execution names that stay exact in SageMaker tags (the janitor matches on the ARN).
 EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -89,14 +89,23 @@ def plan_run(
     prices = _prices(bench.model_copy(update={"region": region}), settings, price_source)
     bounds = cost.aws_bounds(bench, settings)
     estimate = cost.worst_case(bench, prices, bounds)
-    problem = cost.cap_problem(bench, estimate) or cost.duration_problem(bench, bounds, concurrency)
+    problem = (
+        cost.cap_problem(bench, estimate)
+        or cost.duration_problem(bench, bounds, concurrency)
+        or limits.history_problem(
+            len(bench.specs), settings.max_polls, settings.poll_seconds,
+            create_model=bench.model.kind != "existing",
+        )
+    )
     if problem:
         raise InvalidInput(problem)
 
-    # Everything checked: now write. input.json is the input as validated (defaults filled in).
+    # Everything checked: now write. input.json is the input as validated (defaults filled in,
+    # the stack's region: a report rebuilt from it prices where the run ran).
     payload_refs = []
     try:
-        write_json(store, INPUT, bench.model_dump(mode="json"))
+        as_run = bench.model_copy(update={"region": region})
+        write_json(store, INPUT, as_run.model_dump(mode="json"))
         for index, (spec, body) in enumerate(zip(payloads, loaded, strict=True)):
             uri = store.write_bytes(f"payloads/{index}", body.body, spec.content_type)
             payload_refs.append(spec.model_copy(update={"path": uri, "body": None}))
@@ -125,9 +134,17 @@ def plan_run(
         worst_case_cost_usd=round(estimate.usd, 2),
         notes=notes,
     )
-    items = [_item(bench, spec.instance_type, spec.count, run, payload_refs, settings)
+    create_model, model_request = _model_request(bench)
+    items = [_item(bench, spec.instance_type, spec.count, run, payload_refs, settings, create_model)
              for spec in bench.specs]
-    return ValidateOutput(run=run, items=items, prices=prices).model_dump(mode="json")
+    plan = ValidateOutput(
+        run=run, model=model_request, preflight=_preflight(run, settings), items=items,
+        prices=prices,
+    ).model_dump(mode="json")
+    problems = limits.state_problems(plan)
+    if problems:
+        raise InvalidInput("\n".join(problems))
+    return plan
 
 
 def parse_input(raw: Any) -> BenchmarkInput:
@@ -169,6 +186,15 @@ def aws_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
                 f"s3://{settings.results_bucket}/models/ only; copy model.tar.gz there "
                 "or deploy with your own SageMakerRoleArn"
             )
+    startup = _startup_seconds(bench)
+    if startup > settings.deploy_timeout_seconds:
+        problems.append(
+            "endpoint: model_data_download_timeout_seconds + "
+            f"container_startup_health_check_timeout_seconds = {startup} s, longer than this "
+            f"stack waits for an endpoint ({settings.deploy_timeout_seconds} s, the "
+            "DeployTimeoutSeconds parameter): lower them or deploy the stack with a larger "
+            "DeployTimeoutSeconds"
+        )
     if "region" in bench.model_fields_set and bench.region != settings.region:
         problems.append(
             f"region: this stack runs in {settings.region}; remove 'region' or deploy the "
@@ -240,11 +266,6 @@ def _prices(bench: BenchmarkInput, settings: Settings, source: Any) -> dict[str,
         raise InvalidInput(f"prices: {exc}") from None
 
 
-def worst_case_cost(bench: BenchmarkInput, prices: dict[str, float], settings: Settings) -> float:
-    """USD if every endpoint stays up for all its bounds on this stack (``rightsizer.cost``)."""
-    return cost.worst_case(bench, prices, cost.aws_bounds(bench, settings)).usd
-
-
 def _model_request(bench: BenchmarkInput) -> tuple[bool, dict[str, Any]]:
     """(create a model?, CreateModel's PrimaryContainer and EnableNetworkIsolation)."""
     model = bench.model
@@ -272,9 +293,9 @@ def _item(
     run: RunContext,
     payloads: list[Payload],
     settings: Settings,
+    create_model: bool,
 ) -> MapItem:
     name = resource_name(settings.name_prefix, run.execution_name, instance_type)
-    create_model, model_request = _model_request(bench)
     model_name = name if create_model else bench.model.name  # type: ignore[union-attr]
     first = payloads[0]
     environment = loadgen_environment(
@@ -299,7 +320,7 @@ def _item(
         names=ItemNames(model=name, endpoint_config=name, endpoint=name),
         create_model=create_model,
         model_name=model_name,
-        model=model_request,
+        production_variant=production_variant(bench, instance_type, count, model_name),
         tags=resource_tags(settings.name_prefix, run.execution_arn, run.run_id, instance_type),
         poll=Poll(seconds=settings.poll_seconds, max=settings.max_polls),
         smoke_payload=PayloadRef(
@@ -309,7 +330,50 @@ def _item(
             environment=environment,
             timeout_seconds=int(bench.load.max_seconds) + settings.loadgen_startup_seconds,
         ),
-        summary_key=f"{instance_type}/{SUMMARY_NAME}",
+    )
+
+
+def production_variant(
+    bench: BenchmarkInput, instance_type: str, count: int, model_name: str
+) -> dict[str, Any]:
+    """CreateEndpointConfig's ProductionVariant; the optional settings only when given."""
+    variant: dict[str, Any] = {
+        "VariantName": "AllTraffic",
+        "ModelName": model_name,
+        "InstanceType": instance_type,
+        "InitialInstanceCount": count,
+        "InitialVariantWeight": 1,
+    }
+    endpoint = bench.endpoint
+    optional = {
+        "VolumeSizeInGB": endpoint.volume_size_gb,
+        "ModelDataDownloadTimeoutInSeconds": endpoint.model_data_download_timeout_seconds,
+        "ContainerStartupHealthCheckTimeoutInSeconds":
+            endpoint.container_startup_health_check_timeout_seconds,
+    }
+    variant.update({key: value for key, value in optional.items() if value is not None})
+    return variant
+
+
+def _startup_seconds(bench: BenchmarkInput) -> int:
+    """How long SageMaker may take to start the container, by the input's own settings."""
+    endpoint = bench.endpoint
+    return (endpoint.model_data_download_timeout_seconds or 0) + (
+        endpoint.container_startup_health_check_timeout_seconds or 0
+    )
+
+
+def _preflight(run: RunContext, settings: Settings) -> LoadgenTask:
+    """The load generator's check mode (loadgen_task): it needs only where to write."""
+    values = {
+        "RIGHTSIZER_MODE": "preflight",
+        "RIGHTSIZER_REGION": run.region,
+        "RIGHTSIZER_RESULTS_URI": run.results_uri,
+        "RIGHTSIZER_RUN_ID": run.run_id,
+    }
+    return LoadgenTask(
+        environment=[{"Name": key, "Value": value} for key, value in values.items()],
+        timeout_seconds=settings.loadgen_startup_seconds,
     )
 
 
@@ -341,4 +405,8 @@ def loadgen_environment(
             [p.model_dump(mode="json", exclude_none=True) for p in payloads]
         ),
     }
+    if "processes" in bench.load.model_fields_set:
+        # The task definition sets one process per vCPU; a user who raised load.processes (as
+        # the bottleneck advice says) gets that many: an override replaces the task's value.
+        values["RIGHTSIZER_PROCESSES"] = str(bench.load.processes)
     return [{"Name": key, "Value": value} for key, value in values.items()]
