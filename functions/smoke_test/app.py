@@ -1,4 +1,4 @@
-"""Smoke test: invoke a fresh endpoint once with the sample payload (rightsizer.aws.smoke).
+"""Smoke test: invoke a fresh endpoint with every sample payload (rightsizer.aws.smoke).
 
 Raises ``SmokeTestFailed`` with the endpoint's own error text; the state machine then deletes
 the endpoint and records the item as failed at stage ``smoke_test``.
@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsizer.aws.events import SmokeTestEvent
-from rightsizer.aws.smoke import SmokeTestFailed, runtime_client, smoke_test
+from rightsizer.aws.smoke import SmokeTestFailed, payload_client, run_smoke_test, runtime_client
 
 logger = Logger(service="rightsizer")
 
@@ -24,7 +23,12 @@ logger = Logger(service="rightsizer")
 def handler(event: SmokeTestEvent, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run.run_id, instance_type=event.item.instance_type)
     try:
-        result = smoke_test(event, runtime=runtime_client(event.run.region), s3=boto3.client("s3"))
+        result = run_smoke_test(
+            event,
+            runtime=runtime_client(event.run.region),
+            s3=payload_client(),
+            seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
     except SmokeTestFailed as exc:
         logger.warning("smoke test failed", extra={"reason": str(exc)})
         raise

@@ -89,9 +89,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     estimate = cost.worst_case(benchmark, resolve_prices(benchmark))
     print(cost.format_estimate(estimate))
     if estimate.bounds.where == "aws":
+        from rightsizer.aws.settings import DEFAULT_DEPLOY_TIMEOUT_SECONDS, DEFAULT_POLL_SECONDS
+
         print(
             "(AWS bounds with the template's defaults, DeployTimeoutSeconds "
-            f"{cost.AWS_DEPLOY_TIMEOUT_SECONDS} and PollSeconds {cost.AWS_POLL_SECONDS}; "
+            f"{DEFAULT_DEPLOY_TIMEOUT_SECONDS} and PollSeconds {DEFAULT_POLL_SECONDS}; "
             "see docs/input.md)"
         )
     if benchmark.max_cost_usd is not None:
@@ -172,13 +174,16 @@ def format_recommendation(recommendation: Any) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from rightsizer.pipeline import rebuild_report
+    from rightsizer.s3 import S3ReadError
 
     try:
         outcome = rebuild_report(args.run_dir, args.min_rps, args.max_rps)
     except ValidationError as exc:  # before ValueError: it is one
         raise InputError(f"--min-rps/--max-rps:\n{format_errors(exc)}") from exc
-    except (FileNotFoundError, ValueError) as exc:  # not a run folder / not a run URI
+    except (FileNotFoundError, ValueError, S3ReadError) as exc:  # not a run, or unreadable
         raise InputError(f"run_dir: {exc}") from exc
+    for note in outcome.notes:
+        print(f"note: {note}")
     print(format_recommendation(outcome.recommendation))
     print(f"\nreport: {outcome.store.uri('report.html')}")
     return 0

@@ -2,10 +2,12 @@
 
 Every instance type's endpoint is up, at most, for the sum of its phases' bounds:
 deploy + smoke test + warm-up + load + cleanup. Each bound below is the timeout the code
-enforces, not a typical duration; ``tests/test_bad_inputs.py`` checks that the constants here
-still equal the ones in the code they mirror (the local pipeline, the load engine, the AWS
-settings, the template and the state machine), so a change there cannot silently make this
-estimate low.
+enforces, not a typical duration. The smoke test's bounds and the stack's defaults are read
+from their homes (``rightsizer.smoke``, ``rightsizer.aws.smoke``, ``rightsizer.aws.settings``);
+the rest are copies, because their homes are not importable here (the load engine needs
+Locust; the template and the state machine are not packaged with the functions):
+``tests/test_bad_inputs.py`` checks each copy against its source, so a change there cannot
+silently make this estimate low.
 
 The estimate is per type, summed over all types, whatever ``concurrency`` is: running types
 side by side changes the wall-clock time, not the instance-hours.
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from rightsizer.schema import BenchmarkInput, LoadSettings, suggest_instance_type
+from rightsizer.smoke import ANSWER_TIMEOUT_SECONDS
 
 # --- local bounds (rightsizer run) --------------------------------------------------------------
 LOCAL_DEPLOY_SECONDS = 180.0  # pipeline.DEPLOY_TIMEOUT_SECONDS: /ping must answer by then
-LOCAL_SMOKE_SECONDS_PER_PAYLOAD = 60.0  # pipeline.SMOKE_TIMEOUT_SECONDS: socket timeout each
+LOCAL_SMOKE_SECONDS_PER_PAYLOAD = ANSWER_TIMEOUT_SECONDS  # pipeline's socket timeout each
 LOADGEN_START_SECONDS = 60.0  # LoadGenerator(start_timeout=60): workers must report ready
 WARM_UP_SECONDS = 60.0  # engine.WARM_UP_MAX_SECONDS: sequential requests until latency settles
 REPLY_SLACK_SECONDS = 30.0  # LoadGenerator waits this long past a warm-up or step for answers
@@ -33,16 +36,14 @@ WORKER_STOP_SECONDS = 20.0  # LoadGenerator.close, per worker: 10 s answer + 5 s
 ENDPOINT_STOP_SECONDS = 10.0  # LocalEndpoint.delete: SIGTERM, 5 s, SIGKILL, 5 s
 
 # --- AWS bounds (the Step Functions state machine) ----------------------------------------------
-AWS_POLL_SECONDS = 60  # Settings.poll_seconds, template PollSeconds
-AWS_DEPLOY_TIMEOUT_SECONDS = 2700  # Settings.deploy_timeout_seconds, template DeployTimeoutSeconds
-AWS_LOADGEN_STARTUP_SECONDS = 600  # Settings.loadgen_startup_seconds: task start + warm-up
-AWS_SMOKE_LAMBDA_SECONDS = 90  # template SmokeTestFunction Timeout
-# Step Functions' MaxAttempts counts retries: MaxAttempts 3 is up to 4 tries. The waits between
-# them grow by BackoffRate (FULL jitter only shortens them).
-AWS_LAMBDA_RETRIES = 3  # ASL SmokeTest Retry: IntervalSeconds 2, BackoffRate 2
-AWS_LAMBDA_RETRY_WAITS = 2 + 4 + 8
-AWS_SAGEMAKER_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL SageMaker calls: 5 retries from 5 s
-AWS_ECS_RETRY_WAITS = 10 + 20 + 40  # ASL LoadTest Retry: 3 retries from 10 s (RunTask refused)
+AWS_SMOKE_LAMBDA_SECONDS = 900  # template SmokeTestFunction Timeout
+# The ASL's Retry blocks, worst case: each retrier counts its own attempts (MaxAttempts counts
+# retries: 3 is up to 4 tries), so a state can retry the sum of its retriers' MaxAttempts and
+# wait the sum of their waits, which grow by BackoffRate (FULL jitter only shortens them).
+AWS_LAMBDA_RETRIES = 3  # ASL SmokeTest
+AWS_LAMBDA_RETRY_WAITS = 2 + 4 + 8  # ASL SmokeTest
+AWS_SAGEMAKER_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL CreateEndpoint and DeleteEndpoint, each
+AWS_ECS_RETRY_WAITS = 10 + 20 + 40  # ASL LoadTest (a refused RunTask)
 # The state machine's TimeoutSeconds: a backstop (every state has its own bound), so an input
 # whose worst case would not fit is refused up front rather than cut off mid-run.
 AWS_EXECUTION_TIMEOUT_SECONDS = 172_800
@@ -94,17 +95,19 @@ class StackLimits(Protocol):
     def loadgen_startup_seconds(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class DefaultStack:
+def default_stack() -> StackLimits:
     """The template's defaults, for estimates made away from a deployed stack."""
+    from rightsizer.aws.settings import Settings
 
-    poll_seconds: int = AWS_POLL_SECONDS
-    loadgen_startup_seconds: int = AWS_LOADGEN_STARTUP_SECONDS
-    deploy_timeout_seconds: int = AWS_DEPLOY_TIMEOUT_SECONDS
+    return Settings(name_prefix="", results_bucket="", region="")
 
-    @property
-    def max_polls(self) -> int:  # as Settings.max_polls
-        return max(1, -(-self.deploy_timeout_seconds // max(1, self.poll_seconds)))
+
+def aws_smoke_try_seconds(payloads: int) -> float:
+    """One try of the smoke Lambda: each payload read and answered, within its Timeout."""
+    from rightsizer.aws.smoke import ANSWER_BOUND_SECONDS, S3_READ_BOUND_SECONDS, WRAP_UP_SECONDS
+
+    per_payload = S3_READ_BOUND_SECONDS + ANSWER_BOUND_SECONDS
+    return float(min(AWS_SMOKE_LAMBDA_SECONDS, payloads * per_payload + WRAP_UP_SECONDS))
 
 
 def load_bound(load: LoadSettings) -> float:
@@ -148,18 +151,20 @@ def aws_bounds(bench: BenchmarkInput, stack: StackLimits | None = None) -> Phase
 
     Deploy: CreateEndpoint (with its retries), then the poll loop, which waits
     ``poll_seconds`` before each DescribeEndpoint and gives up after ``max_polls`` + 1 waits
-    (polls counts 0..max). Smoke test: the Lambda's timeout, four tries. Warm-up and load:
+    (polls counts 0..max). Smoke test: four tries of the Lambda, each reading and invoking every
+    payload within its Timeout (``aws_smoke_try_seconds``). Warm-up and load:
     the ECS task's TimeoutSeconds, ``int(load.max_seconds) + loadgen_startup_seconds``, plus
     RunTask's retry waits (a refused RunTask fails at once; a task that ran is not retried).
     Cleanup: DeleteEndpoint with its retries; billing stops there. Throttling retries of each
     DescribeEndpoint poll are not counted.
     """
-    stack = stack or DefaultStack()
+    stack = stack or default_stack()
     retries = float(AWS_SAGEMAKER_RETRY_WAITS)
     return PhaseBounds(
         where="aws",
         deploy=retries + (stack.max_polls + 1) * stack.poll_seconds,
-        smoke=(AWS_LAMBDA_RETRIES + 1) * AWS_SMOKE_LAMBDA_SECONDS + AWS_LAMBDA_RETRY_WAITS,
+        smoke=(AWS_LAMBDA_RETRIES + 1) * aws_smoke_try_seconds(len(bench.payloads))
+        + AWS_LAMBDA_RETRY_WAITS,
         warm_up=float(stack.loadgen_startup_seconds),
         load=float(int(bench.load.max_seconds) + AWS_ECS_RETRY_WAITS),
         cleanup=retries,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rightsizer.s3 import S3ReadError, read_s3
 from rightsizer.schema import MAX_PAYLOAD_BYTES, S3_URI, Payload
 
 
@@ -54,15 +55,10 @@ def load_payloads(
 
 def _read_s3(uri: str, where: str, s3_client: Any) -> bytes:
     import boto3
-    from botocore.exceptions import ClientError
 
-    match = S3_URI.match(uri)
-    assert match is not None
-    s3 = s3_client or boto3.client("s3")
     try:
-        return s3.get_object(Bucket=match["bucket"], Key=match["key"] or "")["Body"].read()
-    except ClientError as exc:
+        return read_s3(s3_client or boto3.client("s3"), uri)
+    except S3ReadError as exc:
         raise PayloadError(
-            f"{where}.path: cannot read {uri} ({exc.response['Error'].get('Code')}); "
-            "check the URI and that the role may s3:GetObject it"
+            f"{where}.path: {exc}; check the URI and that the role may s3:GetObject it"
         ) from exc

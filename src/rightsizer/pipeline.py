@@ -14,10 +14,10 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,13 +26,20 @@ from rightsizer.engine import find_max_rate
 from rightsizer.loadgen.target import HttpTarget
 from rightsizer.payloads import LoadedPayload, load_payloads
 from rightsizer.pricing import resolve_prices
-from rightsizer.recommend import Recommendation, recommend_for_input
-from rightsizer.report import render_report
+from rightsizer.recommend import Recommendation
+from rightsizer.results import stored_prices, write_results
 from rightsizer.schema import BenchmarkInput, InstanceTypeSpec
+from rightsizer.smoke import (
+    ANSWER_TIMEOUT_SECONDS,
+    Answer,
+    NoAnswer,
+    SmokeTestFailed,
+    no_answer_within,
+    smoke_test,
+)
 from rightsizer.store import (
     INPUT,
-    RECOMMENDATION,
-    REPORT,
+    PRICES,
     LocalRunStore,
     RunStore,
     new_run_id,
@@ -42,11 +49,10 @@ from rightsizer.store import (
     write_json,
     write_summary,
 )
-from rightsizer.summary import TypeSummary
+from rightsizer.summary import TypeSummary, failed_summary, now_iso
 
 Progress = Callable[[str, str], None]
 DEPLOY_TIMEOUT_SECONDS = 180.0
-SMOKE_TIMEOUT_SECONDS = 60.0
 
 
 class Interrupted(Exception):
@@ -60,6 +66,7 @@ class RunOutcome:
     recommendation: Recommendation
     summaries: list[TypeSummary]
     interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -115,21 +122,8 @@ def run_benchmark(
                 summary = future.result()
                 summaries[summary.instance_type] = summary
     ordered = [summaries[s.instance_type] for s in benchmark.specs if s.instance_type in summaries]
-    recommendation = build_report(store, benchmark, ordered, prices)
+    recommendation = write_results(store, benchmark, ordered, prices)
     return RunOutcome(run_id, store, recommendation, ordered, interrupted)
-
-
-def build_report(
-    store: RunStore,
-    benchmark: BenchmarkInput,
-    summaries: list[TypeSummary],
-    prices: dict[str, float],
-) -> Recommendation:
-    recommendation = recommend_for_input(benchmark, summaries, prices)
-    write_json(store, RECOMMENDATION, recommendation.model_dump(mode="json"))
-    html = render_report(recommendation, summaries, benchmark, store.run_id)
-    store.write_bytes(REPORT, html.encode(), "text/html")
-    return recommendation
 
 
 def rebuild_report(
@@ -144,14 +138,22 @@ def rebuild_report(
     traffic["max_rps"] = max_rps if max_rps is not None else traffic["max_rps"]
     benchmark = BenchmarkInput.model_validate(raw)
     summaries = read_summaries(store)
-    recommendation = build_report(store, benchmark, summaries, resolve_prices(benchmark))
-    return RunOutcome(store.run_id, store, recommendation, summaries)
+    prices = stored_prices(store)
+    notes = []
+    if prices is None:
+        prices = resolve_prices(benchmark)
+        notes.append(
+            f"this run kept no {PRICES}: priced in its input's region, {benchmark.region}, from "
+            "the input's prices and the bundled table"
+        )
+    recommendation = write_results(store, benchmark, summaries, prices)
+    return RunOutcome(store.run_id, store, recommendation, summaries, notes=notes)
 
 
 def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
     """One instance type, start to finish. Never raises: failures become failed summaries."""
     name = spec.instance_type
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    started = now_iso()
     local_dir = isinstance(context.store, LocalRunStore)
     out_dir = context.store.path / name if local_dir else Path(tempfile.mkdtemp(prefix=name))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,14 +166,9 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
     )
 
     def failed(stage: str, reason: str) -> TypeSummary:
-        return TypeSummary(
-            instance_type=name,
-            instance_count=spec.count,
-            status="failed",
-            failed_stage=stage,
-            reason=reason,
-            method=context.benchmark.load.method,
-            started_at=started,
+        return failed_summary(
+            name, spec.count, stage, reason,
+            method=context.benchmark.load.method, started_at=started,
         )
 
     def say(message: str) -> None:
@@ -193,7 +190,7 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
             endpoint.deploy(DEPLOY_TIMEOUT_SECONDS)
             stage = "smoke_test"
             say(f"ready at {endpoint.url}; smoke test")
-            problem = smoke_test(endpoint.url, context.payloads)
+            problem = local_smoke_test(endpoint.url, context.payloads)
             if problem:
                 summary = failed(stage, problem)
             else:
@@ -222,7 +219,7 @@ def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
         )
     finally:
         endpoint.delete()
-    summary.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    summary.finished_at = now_iso()
     write_summary(context.store, summary)
     if not local_dir:
         for path in sorted(out_dir.iterdir()):
@@ -242,25 +239,32 @@ def _verdict(summary: TypeSummary) -> str:
     )
 
 
-def smoke_test(url: str, payloads: list[LoadedPayload]) -> str | None:
-    """Each sample payload must get a 2xx answer with a body; returns the problem, if any."""
-    parts = urlsplit(url)
-    for index, payload in enumerate(payloads):
-        connection = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port, timeout=SMOKE_TIMEOUT_SECONDS
-        )
-        try:
-            headers = {"Content-Type": payload.content_type, "Accept": payload.accept or "*/*"}
-            connection.request("POST", "/invocations", body=payload.body, headers=headers)
-            response = connection.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            return f"payloads[{index}]: no answer from the endpoint ({exc})"
-        finally:
-            connection.close()
-        if not 200 <= response.status < 300:
-            text = body[:1000].decode(errors="replace")
-            return f"payloads[{index}]: the endpoint answered HTTP {response.status}: {text}"
-        if not body:
-            return f"payloads[{index}]: the endpoint answered with an empty body"
+def local_smoke_test(url: str, payloads: list[LoadedPayload]) -> str | None:
+    """The smoke test's rules (rightsizer.smoke) over HTTP; returns the problem, if any."""
+    try:
+        smoke_test(url, lambda payload: _post(url, payload), payloads)
+    except SmokeTestFailed as exc:
+        return str(exc)
     return None
+
+
+def _post(url: str, payload: LoadedPayload) -> Answer:
+    """One ``POST /invocations``, as SageMaker's runtime would send it."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port, timeout=ANSWER_TIMEOUT_SECONDS
+    )
+    headers = {"Content-Type": payload.content_type, "Accept": payload.accept or "*/*"}
+    started = time.perf_counter()
+    try:
+        connection.request("POST", "/invocations", body=payload.body, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+    except TimeoutError:
+        raise NoAnswer(no_answer_within(ANSWER_TIMEOUT_SECONDS)) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise NoAnswer(f"no answer from the endpoint ({exc})") from None
+    finally:
+        connection.close()
+    seconds = time.perf_counter() - started
+    return Answer(response.status, body, response.getheader("Content-Type") or "", seconds)

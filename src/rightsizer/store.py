@@ -3,6 +3,7 @@
 runs/<run_id>/input.json
 runs/<run_id>/<instance_type>/summary.json   (+ Locust's CSVs beside it)
 runs/<run_id>/recommendation.json
+runs/<run_id>/prices.json                    (USD per instance-hour the recommendation used)
 runs/<run_id>/report.html
 """
 
@@ -14,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from rightsizer.schema import S3_URI
+from rightsizer.s3 import read_s3, split_s3_uri
 from rightsizer.summary import TypeSummary
 
 INPUT = "input.json"
 SUMMARY = "summary.json"
 RECOMMENDATION = "recommendation.json"
 REPORT = "report.html"
+PRICES = "prices.json"
 
 
 def new_run_id(name: str, now: datetime | None = None) -> str:
@@ -100,26 +102,26 @@ class LocalRunStore:
 
 class S3RunStore:
     def __init__(self, results_uri: str, run_id: str, s3_client: Any = None) -> None:
-        match = S3_URI.match(results_uri)
-        if not match:
-            raise ValueError(f"not an s3:// URI: {results_uri}")
+        self.bucket, key = split_s3_uri(results_uri)
         import boto3
 
         self.run_id = run_id
-        self.bucket = match["bucket"]
-        base = (match["key"] or "").strip("/")
+        base = key.strip("/")
         self.prefix = f"{base}/runs/{run_id}/" if base else f"runs/{run_id}/"
         self.s3 = s3_client or boto3.client("s3")
 
     @classmethod
     def open(cls, run_uri: str, s3_client: Any = None) -> S3RunStore:
         """Open an existing ``s3://bucket/[base/]runs/<run_id>/`` run."""
-        match = S3_URI.match(run_uri)
-        parts = (match["key"] or "").strip("/").split("/") if match else []
+        try:
+            bucket, key = split_s3_uri(run_uri)
+        except ValueError:
+            bucket, key = "", ""
+        parts = key.strip("/").split("/")
         if len(parts) < 2 or parts[-2] != "runs":
             raise ValueError(f"{run_uri} is not a run: expected s3://bucket/runs/<run id>/")
         base = "/".join(parts[:-2])
-        store = cls(f"s3://{match['bucket']}/{base}", parts[-1], s3_client)  # type: ignore[index]
+        store = cls(f"s3://{bucket}/{base}", parts[-1], s3_client)
         if INPUT not in store.list_keys():
             raise FileNotFoundError(f"{run_uri} is not a run folder: it has no {INPUT}")
         return store
@@ -130,7 +132,7 @@ class S3RunStore:
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:
-        return self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        return read_s3(self.s3, self.uri(key))
 
     def list_keys(self) -> list[str]:
         keys: list[str] = []

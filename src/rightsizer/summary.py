@@ -6,11 +6,15 @@ are a public contract (other tools read them): do not rename.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Bottleneck = Literal["endpoint", "load-generator", "rate-limit"]
+# A reason is the endpoint's or the service's own text: enough to act on, small enough for the
+# state machine's 256 KiB (every type's outcome passes through one Map result).
+MAX_REASON_CHARS = 2000
 
 
 class StepResult(BaseModel):
@@ -59,3 +63,32 @@ class TypeSummary(BaseModel):
     @property
     def capacity_per_instance(self) -> float:
         return self.max_sustainable_rps / self.instance_count
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def failed_summary(
+    instance_type: str,
+    instance_count: int,
+    stage: str,
+    reason: str,
+    **fields: object,
+) -> TypeSummary:
+    """A type that produced no usable measurement: where it failed and why, finished now.
+
+    ``fields``: any other ``TypeSummary`` field (``method``, ``started_at``, ``steps`` kept from
+    before the failure).
+    """
+    return TypeSummary.model_validate(
+        {
+            "finished_at": now_iso(),
+            **fields,
+            "instance_type": instance_type,
+            "instance_count": instance_count,
+            "status": "failed",
+            "failed_stage": stage,
+            "reason": reason[:MAX_REASON_CHARS],
+        }
+    )

@@ -47,10 +47,6 @@ def test_validate_plans_one_item_per_type_and_writes_the_run_folder(validate, ma
         assert name.startswith("rightsizer-nightly-2026-11-25-")
         names.add(name)
         assert item["create_model"] is True
-        assert item["model"] == {
-            "PrimaryContainer": {"ModelPackageName": make_input()["model"]["arn"]},
-            "EnableNetworkIsolation": True,
-        }
         assert {"Key": TAG_EXECUTION_ARN, "Value": EXECUTION["arn"]} in item["tags"]
         assert item["poll"] == {"seconds": 0, "max": 4}
         env = {e["Name"]: e["Value"] for e in item["loadgen"]["environment"]}
@@ -59,6 +55,10 @@ def test_validate_plans_one_item_per_type_and_writes_the_run_folder(validate, ma
         assert json.loads(env["RIGHTSIZER_PAYLOADS"])[0]["path"] == item["smoke_payload"]["uri"]
         assert item["smoke_payload"]["uri"] == f"{run['run_uri']}payloads/0"
     assert len(names) == 2
+    assert plan["model"] == {
+        "PrimaryContainer": {"ModelPackageName": make_input()["model"]["arn"]},
+        "EnableNetworkIsolation": True,
+    }
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="rightsizer-results-test",
                                                   Prefix="runs/")["Contents"]}
     assert keys == {f"runs/{run['run_id']}/input.json", f"runs/{run['run_id']}/payloads/0"}
@@ -152,7 +152,7 @@ def deployed(validate, make_input, patched_services):
         item = plan["items"][0]
         sagemaker = boto3.client("sagemaker", region_name="us-east-1")
         sagemaker.create_model(ModelName=item["names"]["model"], ExecutionRoleArn="arn:aws:iam::"
-                               "123456789012:role/r", PrimaryContainer=item["model"][
+                               "123456789012:role/r", PrimaryContainer=plan["model"][
                                    "PrimaryContainer"])
         sagemaker.create_endpoint_config(EndpointConfigName=item["names"]["endpoint_config"],
                                          ProductionVariants=[{
@@ -196,15 +196,23 @@ def test_smoke_test_of_a_missing_endpoint_says_so(deployed, call):
 # --- recommend (finish) -------------------------------------------------------------------------
 
 
-def _outcome(instance_type: str, **outcome: Any) -> dict[str, Any]:
-    return {"instance_type": instance_type, "instance_count": 1, "outcome": outcome,
-            "created": {}, "cleanup": {}}
+def _outcome(
+    s3: Any, plan: dict[str, Any], cleanup: dict[str, Any] | None = None, **outcome: Any
+) -> dict[str, Any]:
+    """The first item's iteration ended with ``outcome``: its outcome.json and its record."""
+    item = plan["items"][0]
+    key = f"{item['instance_type']}/outcome.json"
+    state = {"item": item, "outcome": outcome, "created": {}, "cleanup": cleanup or {}}
+    s3.put_object(Bucket="rightsizer-results-test", Key=f"runs/{plan['run']['run_id']}/{key}",
+                  Body=json.dumps(state).encode())
+    return {"instance_type": item["instance_type"], "instance_count": 1,
+            "status": outcome["status"], "outcome_key": key}
 
 
-def test_recommend_fails_a_type_whose_task_left_no_summary(validate, make_input, call):
+def test_recommend_fails_a_type_whose_task_left_no_summary(validate, make_input, call, s3):
     plan = validate(make_input("ml.c5.xlarge"))
     result = call("recommend", {"run": plan["run"], "prices": plan["prices"], "outcomes": [
-        _outcome("ml.c5.xlarge", status="succeeded", task_arn="arn:aws:ecs:task/x")]})
+        _outcome(s3, plan, status="succeeded", task_arn="arn:aws:ecs:task/x")]})
     assert result["status"] == "failed"
     failed = result["output"]["failed_types"][0]
     assert failed["stage"] == "load_test" and "left no readable summary.json" in failed["reason"]
@@ -224,10 +232,10 @@ def test_recommend_keeps_the_containers_reason_and_reports_cleanup_problems(
                         "Essential container in task exited",
                         "Containers": [{"Name": "loadgen", "ExitCode": 1}]})
     result = call("recommend", {"run": plan["run"], "prices": plan["prices"], "outcomes": [
-        _outcome("ml.c5.xlarge", status="failed", stage="load_test",
-                 error={"Error": "States.TaskFailed", "Cause": cause})
-        | {"cleanup": {"endpoint": {"Error": "SageMaker.SageMakerException",
-                                    "Cause": "Cannot delete an endpoint while Creating"}}}]})
+        _outcome(s3, plan, status="failed", stage="load_test",
+                 error={"Error": "States.TaskFailed", "Cause": cause},
+                 cleanup={"endpoint": {"Error": "SageMaker.SageMakerException",
+                                       "Cause": "Cannot delete an endpoint while Creating"}})]})
     reason = result["output"]["failed_types"][0]["reason"]
     assert reason.startswith("load generator error: RuntimeError: boom (States.TaskFailed: ")
     assert "container loadgen exit code 1" in reason

@@ -10,13 +10,15 @@ an empty output).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from rightsizer.aws.events import FinishEvent, ItemResult
 from rightsizer.aws.failures import cleanup_problems, reason_for
+from rightsizer.aws.outcomes import item_results
+from rightsizer.results import write_results
+from rightsizer.s3 import S3ReadError
 from rightsizer.schema import BenchmarkInput
 from rightsizer.store import (
     INPUT,
@@ -28,7 +30,7 @@ from rightsizer.store import (
     read_summaries,
     write_summary,
 )
-from rightsizer.summary import TypeSummary
+from rightsizer.summary import TypeSummary, failed_summary
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,14 @@ log = logging.getLogger(__name__)
 def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
     run = event.run
     store = S3RunStore(run.results_uri, run.run_id, s3)
-    bench = BenchmarkInput.model_validate(read_json(store, INPUT))
+    # Priced in the stack's region (as Validate did), whatever input.json defaulted to.
+    bench = BenchmarkInput.model_validate(read_json(store, INPUT)).model_copy(
+        update={"region": run.region}
+    )
     keys = set(store.list_keys())
 
     problems: list[str] = []
-    for result in event.outcomes:
+    for result in item_results(store, event.outcomes):
         _record(store, result, keys)
         problems.extend(cleanup_problems(result.instance_type, result.cleanup))
 
@@ -54,13 +59,8 @@ def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
         if s.status == "failed"
     ]
 
-    from rightsizer.recommend import recommend_for_input
-
-    recommendation = recommend_for_input(bench, summaries, event.prices)
-    store.write_bytes(
-        RECOMMENDATION, recommendation.model_dump_json(indent=2).encode(), "application/json"
-    )
-    report_uri = _write_report(store, recommendation, summaries, bench, run.run_id)
+    recommendation = write_results(store, bench, summaries, event.prices)
+    report_uri = store.uri(REPORT)
 
     output: dict[str, Any] = {
         "run_id": run.run_id,
@@ -121,39 +121,22 @@ def _record(store: S3RunStore, result: ItemResult, keys: set[str]) -> None:
         if existing is not None and existing.status == "failed" and existing.reason:
             # The container wrote its own failure, which knows more than ECS's exit code.
             reason = f"{existing.reason} ({reason})"
-        summary = _failed(result, stage, reason)
-        if existing is not None and existing.steps:
-            summary = summary.model_copy(update={"steps": existing.steps})
+        # Steps measured before the failure are kept.
+        steps = existing.steps if existing is not None else []
+        summary = _failed(result, stage, reason, steps=steps)
     write_summary(store, summary)
 
 
-def _failed(result: ItemResult, stage: str, reason: str) -> TypeSummary:
-    return TypeSummary(
-        instance_type=result.instance_type,
-        instance_count=result.instance_count,
-        status="failed",
-        failed_stage=stage,
-        reason=reason,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
+def _failed(result: ItemResult, stage: str, reason: str, **fields: object) -> TypeSummary:
+    return failed_summary(result.instance_type, result.instance_count, stage, reason, **fields)
 
 
 def _read_summary(store: S3RunStore, key: str) -> TypeSummary | None:
     try:
         return TypeSummary.model_validate_json(store.read_bytes(key))
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, S3ReadError) as exc:
         log.warning("ignoring unreadable %s: %s", key, exc)
         return None
-
-
-def _write_report(
-    store: S3RunStore, recommendation: Any, summaries: list[TypeSummary],
-    bench: BenchmarkInput, run_id: str,
-) -> str:
-    from rightsizer.report import render_report
-
-    html = render_report(recommendation, summaries, bench, run_id)
-    return store.write_bytes(REPORT, html.encode(), "text/html; charset=utf-8")
 
 
 def _round(value: float | None) -> float | None:

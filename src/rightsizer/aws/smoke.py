@@ -1,113 +1,136 @@
-"""Smoke test: one InvokeEndpoint with the sample payload before any load is spent on an endpoint.
+"""The smoke test on AWS: ``InvokeEndpoint`` with every sample payload, under the rules of
+``rightsizer.smoke`` (the same as the local run's).
 
-A failure raises ``SmokeTestFailed`` whose message carries the endpoint's own words (the model's
-status code and message from ``ModelError``, and where its logs are), so the report says *why*
-instead of "model returned 4xx or 5xx".
+The payloads are the ones the load generator will send (its ``RIGHTSIZER_PAYLOADS``, copies in
+the run's folder), read with one S3 client whose timeouts are bounded. Each payload is invoked
+once (no SDK retry: a smoke test reports the endpoint's first answer, it does not hide it) and
+only while the Lambda still has time for a whole answer, so the function fails saying why rather
+than being cut off by its Timeout. A ``ModelError`` is the model's own answer: its original
+status code, message and log stream go into the failure.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from rightsizer.aws.events import SmokeTestEvent
-from rightsizer.schema import S3_URI
+from pydantic import TypeAdapter, ValidationError
 
-MAX_MESSAGE = 1500
+from rightsizer.aws.events import MapItem, SmokeTestEvent
+from rightsizer.payloads import LoadedPayload, PayloadError, load_payloads
+from rightsizer.schema import Payload
+from rightsizer.smoke import Answer, NoAnswer, SmokeTestFailed, no_answer_within, smoke_test
 
+__all__ = ["SmokeTestFailed", "payload_client", "run_smoke_test", "runtime_client"]
 
-class SmokeTestFailed(RuntimeError):
-    """The endpoint did not answer the sample payload correctly."""
+# SageMaker's runtime gives up after 60 s; wait a little longer than that for its answer.
+READ_TIMEOUT_SECONDS = 70
+CONNECT_TIMEOUT_SECONDS = 10
+ANSWER_BOUND_SECONDS = READ_TIMEOUT_SECONDS + CONNECT_TIMEOUT_SECONDS  # one attempt
+# Reading one payload copy from the run's folder: two attempts of connect 5 s + read 15 s.
+S3_READ_BOUND_SECONDS = 2 * (5 + 15)
+# Kept back from the Lambda's remaining time for logging and returning.
+WRAP_UP_SECONDS = 5
+PAYLOADS_VARIABLE = "RIGHTSIZER_PAYLOADS"
 
 
 def runtime_client(region: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    # One attempt: a smoke test reports the endpoint's first answer, it does not hide it.
-    # SageMaker's runtime gives up after 60 s; wait a little longer than that.
-    config = Config(read_timeout=70, connect_timeout=10, retries={"max_attempts": 1})
+    # total_max_attempts counts attempts (max_attempts counts retries: 1 would be two tries).
+    config = Config(
+        read_timeout=READ_TIMEOUT_SECONDS,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": 1},
+    )
     return boto3.client("sagemaker-runtime", region_name=region, config=config)
 
 
-def smoke_test(event: SmokeTestEvent, *, runtime: Any, s3: Any) -> dict[str, Any]:
-    item = event.item
-    ref = item.smoke_payload
-    body = _read(ref.uri, s3)
+def payload_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(read_timeout=15, connect_timeout=5, retries={"total_max_attempts": 2})
+    return boto3.client("s3", config=config)
+
+
+def run_smoke_test(
+    event: SmokeTestEvent,
+    *,
+    runtime: Any,
+    s3: Any,
+    seconds_left: Callable[[], float] | None = None,
+) -> dict[str, Any]:
+    """Every payload through ``InvokeEndpoint``; raises ``SmokeTestFailed`` with the reason.
+
+    ``seconds_left``: the Lambda's remaining time (``context.get_remaining_time_in_millis``).
+    """
+    endpoint = event.item.names.endpoint
+    payloads = _load(event.item, s3)
+
+    def invoke(payload: LoadedPayload) -> Answer:
+        return _invoke(runtime, endpoint, payload)
+
+    def budget() -> float:
+        return seconds_left() - WRAP_UP_SECONDS if seconds_left else float("inf")
+
+    return smoke_test(
+        f"endpoint {endpoint}", invoke, payloads,
+        seconds_left=budget, answer_bound_seconds=ANSWER_BOUND_SECONDS,
+    )
+
+
+def _load(item: MapItem, s3: Any) -> list[LoadedPayload]:
+    """The load generator's payloads (s3:// copies in the run's folder), read now."""
+    raw = next((e["Value"] for e in item.loadgen.environment if e["Name"] == PAYLOADS_VARIABLE), "")
+    try:
+        payloads = TypeAdapter(list[Payload]).validate_json(raw)
+        return load_payloads(payloads, s3_client=s3)
+    except (ValidationError, PayloadError) as exc:
+        raise SmokeTestFailed(f"cannot read the sample payloads: {exc}") from None
+
+
+def _invoke(runtime: Any, endpoint: str, payload: LoadedPayload) -> Answer:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+    )
+
     request: dict[str, Any] = {
-        "EndpointName": item.names.endpoint,
-        "Body": body,
-        "ContentType": ref.content_type,
+        "EndpointName": endpoint, "Body": payload.body, "ContentType": payload.content_type,
     }
-    if ref.accept:
-        request["Accept"] = ref.accept
+    if payload.accept:
+        request["Accept"] = payload.accept
     started = time.perf_counter()
     try:
         response = runtime.invoke_endpoint(**request)
-        answer = response["Body"].read()
-    except Exception as exc:
-        raise SmokeTestFailed(_describe_invoke_error(item.names.endpoint, exc)) from None
-    latency_ms = (time.perf_counter() - started) * 1000
-    content_type = response.get("ContentType") or ""
-    if not answer:
-        raise SmokeTestFailed(
-            f"endpoint {item.names.endpoint} answered the sample payload with an empty body"
+        body: bytes = response["Body"].read()
+    except ClientError as exc:
+        return _answer_from_error(exc.response, time.perf_counter() - started)
+    except (ReadTimeoutError, ConnectTimeoutError):
+        raise NoAnswer(no_answer_within(READ_TIMEOUT_SECONDS)) from None
+    except BotoCoreError as exc:
+        raise NoAnswer(f"{type(exc).__name__}: {exc}") from None
+    return Answer(200, body, response.get("ContentType") or "", time.perf_counter() - started)
+
+
+def _answer_from_error(response: dict[str, Any], seconds: float) -> Answer:
+    """A ``ModelError`` is the model's own non-2xx answer; any other error is no answer."""
+    error = response.get("Error", {})
+    if error.get("Code") != "ModelError":
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise NoAnswer(
+            f"InvokeEndpoint failed with {error.get('Code', 'Error')} (HTTP {status}): "
+            f"{error.get('Message', '')}"
         )
-    if ref.accept and not _accepts(ref.accept, content_type):
-        raise SmokeTestFailed(
-            f"endpoint {item.names.endpoint} answered with Content-Type {content_type!r}, "
-            f"but the payload asks for {ref.accept!r}: check the payload's 'accept' or the "
-            f"model's output_fn. First bytes: {answer[:200]!r}"
-        )
-    return {
-        "endpoint": item.names.endpoint,
-        "content_type": content_type,
-        "response_bytes": len(answer),
-        "latency_ms": round(latency_ms, 1),
-    }
-
-
-def _read(uri: str, s3: Any) -> bytes:
-    match = S3_URI.match(uri)
-    if not match:
-        raise SmokeTestFailed(f"sample payload {uri!r} is not an s3:// URI")
-    try:
-        return s3.get_object(Bucket=match["bucket"], Key=match["key"] or "")["Body"].read()
-    except Exception as exc:
-        raise SmokeTestFailed(f"cannot read the sample payload {uri}: {exc}") from None
-
-
-def _accepts(accept: str, content_type: str) -> bool:
-    wanted = [a.split(";")[0].strip().lower() for a in accept.split(",")]
-    got = content_type.split(";")[0].strip().lower()
-    for pattern in wanted:
-        if pattern in ("*/*", got) or (
-            pattern.endswith("/*") and got.startswith(pattern[:-1])
-        ):
-            return True
-    return False
-
-
-def _describe_invoke_error(endpoint: str, exc: Exception) -> str:
-    from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
-
-    if isinstance(exc, ClientError):
-        response = exc.response
-        error = response.get("Error", {})
-        code = error.get("Code", "Error")
-        message = error.get("Message", str(exc))
-        if code == "ModelError":
-            status = response.get("OriginalStatusCode")
-            original = response.get("OriginalMessage") or message
-            logs = response.get("LogStreamArn")
-            where = f" (container logs: {logs})" if logs else ""
-            text = f"the model answered {status or 'an error'}: {original}{where}"
-        else:
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            text = f"InvokeEndpoint failed with {code} (HTTP {status}): {message}"
-    elif isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
-        text = "no answer within 70 s (SageMaker's runtime gives up after 60 s): the model is " \
-            "too slow for this payload or hung"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return f"smoke test of endpoint {endpoint}: {text}"[:MAX_MESSAGE]
+    return Answer(
+        status=int(response.get("OriginalStatusCode") or 500),
+        body=str(response.get("OriginalMessage") or error.get("Message", "")).encode(),
+        content_type="",
+        seconds=seconds,
+        logs=response.get("LogStreamArn"),
+    )
