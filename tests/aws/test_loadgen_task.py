@@ -1,9 +1,10 @@
 """The Fargate load generator's entrypoint: parameters, upload, exit codes (engine faked).
 
-The real load engine (``rightsizer.engine.find_max_rate``) is tested elsewhere; here it is
-replaced so the test checks what the container itself does: parse its environment, read the
-payload copy from S3, give the engine all the task's vCPUs, upload the results, exit non-zero
-on failure.
+The real load engine (``rightsizer.engine.find_max_rate``) is tested elsewhere (and run for real
+inside the container in ``test_fargate_container.py``); here it is replaced so the test checks
+what the container itself does: parse its environment, read the payload copy from S3, give the
+engine all the task's vCPUs and a ``target_health`` hook that asks SageMaker (moto) for the
+endpoint's status, check its scratch folder, upload the results, exit non-zero on failure.
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ def test_measures_with_all_vcpus_and_uploads_results(env, s3):
     seen: dict[str, Any] = {}
 
     def find_max_rate(target, payloads, objective, load, out_dir, *, instance_type="",
-                      instance_count=1, progress=None):
+                      instance_count=1, progress=None, target_health=None):
         seen.update(target=target, body=payloads[0].body, processes=load.processes,
-                    instance_count=instance_count)
+                    instance_count=instance_count, health=target_health)
         (Path(out_dir) / "step_001_stats.csv").write_text("Type,Name\n")
         (Path(out_dir) / "summary.json").write_text("{}")  # the engine's own copy: replaced
         return TypeSummary(instance_type=instance_type, instance_count=instance_count,
@@ -102,6 +103,7 @@ def test_measures_with_all_vcpus_and_uploads_results(env, s3):
     assert seen["target"].region == "us-east-1"
     assert seen["body"] == b"payload bytes"
     assert seen["processes"] == 4 and seen["instance_count"] == 2
+    assert seen["health"].endpoint_name == "rightsizer-run-c5-xlarge-abcdef"
     prefix = f"runs/{RUN_ID}/ml.c5.xlarge/"
     assert {f"{prefix}step_001_stats.csv", f"{prefix}summary.json"} <= set(_keys(s3))
     summary = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{prefix}summary.json")["Body"].read())
@@ -149,3 +151,131 @@ def test_build_script_parses_and_explains_itself():
     result = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True,
                             check=False, timeout=30)
     assert result.returncode == 0 and "ECR" in result.stdout
+
+
+def test_entrypoint_rerun_by_a_spawned_worker_imports_no_ssl():
+    # multiprocessing's spawn re-runs the entrypoint's top level as __mp_main__ in every
+    # worker; ssl imported there before Locust's gevent patch makes the worker recurse and die.
+    code = ("import runpy, sys; runpy.run_path('loadgen_container/entrypoint.py', "
+            "run_name='__mp_main__'); print('ssl' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_a_scratch_folder_it_cannot_write_fails_in_one_line(env, s3, tmp_path, caplog):
+    missing = tmp_path / "not-mounted"
+    code = main({**env, "TMPDIR": str(missing)}, s3=s3,
+                find_max_rate=lambda *a, **k: pytest.fail("the load must not start"))
+    assert code == EXIT_FAILED
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"load test failed: the scratch folder {missing} is not writable by uid "
+                      f"{os.getuid()} (cannot stat it: No such file or directory; "
+                      "No such file or directory): the image must create it writable by that "
+                      f'user and declare VOLUME ["{missing}"] (loadgen_container/Dockerfile)']
+    key = f"runs/{RUN_ID}/ml.c5.xlarge/summary.json"
+    summary = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert summary["status"] == "failed" and str(missing) in summary["reason"]
+
+
+# --- endpoint health while the load runs (DescribeEndpoint, moto) -------------------------------
+
+ENDPOINT = "rightsizer-run-c5-xlarge-abcdef"
+
+
+@pytest.fixture
+def sagemaker(moto_aws) -> Any:
+    import boto3
+
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    client.create_model(
+        ModelName=ENDPOINT, ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1"},
+    )
+    client.create_endpoint_config(EndpointConfigName=ENDPOINT, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": ENDPOINT, "InitialInstanceCount": 1,
+        "InstanceType": "ml.c5.xlarge"}])
+    client.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=ENDPOINT)
+    return client
+
+
+def set_status(status: str, failure_reason: str | None = None) -> None:
+    """What SageMaker would report next: moto's endpoints are InService and stay so."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    endpoint = sagemaker_backends["123456789012"]["us-east-1"].endpoints[ENDPOINT]
+    endpoint.endpoint_status = status
+    endpoint.failure_reason = failure_reason
+
+
+@pytest.mark.parametrize(
+    ("status", "failure_reason", "reason"),
+    [
+        ("InService", None, None),
+        ("Updating", None, None),
+        ("SystemUpdating", None, None),
+        ("Failed", "The primary container for production variant AllTraffic did not pass the "
+                   "ping health check.",
+         f"SageMaker reports endpoint {ENDPOINT} as Failed: The primary container for "
+         "production variant AllTraffic did not pass the ping health check."),
+        ("OutOfService", None, f"SageMaker reports endpoint {ENDPOINT} as OutOfService"),
+        ("Deleting", None, f"SageMaker reports endpoint {ENDPOINT} as Deleting"),
+    ],
+)
+def test_health_follows_the_endpoint_status(sagemaker, status, failure_reason, reason):
+    from rightsizer.aws.endpoint_health import EndpointHealth
+
+    set_status(status, failure_reason)
+    assert EndpointHealth(ENDPOINT, sagemaker)() == reason
+
+
+def test_health_says_when_the_endpoint_is_gone(sagemaker):
+    from rightsizer.aws.endpoint_health import EndpointHealth
+
+    sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+    assert EndpointHealth(ENDPOINT, sagemaker)() == (
+        f"SageMaker reports endpoint {ENDPOINT} no longer exists")
+
+
+def test_errors_asking_sagemaker_do_not_stop_the_test_and_are_logged_once(sagemaker, caplog):
+    from botocore.stub import Stubber
+
+    from rightsizer.aws.endpoint_health import EndpointHealth
+
+    health = EndpointHealth(ENDPOINT, sagemaker)
+    with Stubber(sagemaker) as stub:
+        for code in ("ThrottlingException", "ThrottlingException", "AccessDeniedException",
+                     "ThrottlingException"):
+            stub.add_client_error("describe_endpoint", code, f"{code} message")
+        assert [health() for _ in range(4)] == [None] * 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert "ThrottlingException" in warnings[0] and "AccessDeniedException" in warnings[1]
+    assert health() is None  # and it still asks SageMaker afterwards
+
+
+def test_the_sagemaker_client_retries_in_standard_mode_three_attempts_at_most():
+    from rightsizer.aws.endpoint_health import DESCRIBE_CONFIG
+
+    assert DESCRIBE_CONFIG.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+def test_an_endpoint_that_fails_mid_test_stops_the_load_with_its_reason(env, s3, sagemaker):
+    asked: list[str | None] = []
+
+    def find_max_rate(target, payloads, objective, load, out_dir, *, instance_type="",
+                      instance_count=1, progress=None, target_health=None):
+        # As the engine does: ask after the warm-up and after every step, stop on a reason.
+        asked.append(target_health())
+        set_status("Failed", "Request to service failed. If failure persists, contact support.")
+        asked.append(target_health())
+        return TypeSummary(instance_type=instance_type, instance_count=instance_count,
+                           status="failed", failed_stage="load_test",
+                           reason=f"the endpoint died during step 1 (5.0 rps): {asked[-1]}")
+
+    assert main(env, s3=s3, sagemaker=sagemaker, find_max_rate=find_max_rate) == EXIT_OK
+    assert asked == [None, f"SageMaker reports endpoint {ENDPOINT} as Failed: Request to service "
+                           "failed. If failure persists, contact support."]
+    key = f"runs/{RUN_ID}/ml.c5.xlarge/summary.json"
+    summary = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert summary["status"] == "failed" and "as Failed: Request to service" in summary["reason"]
