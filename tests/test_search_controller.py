@@ -1,0 +1,360 @@
+"""The search's decisions without any load: a simulated endpoint of known capacity turns each
+planned step into a judged result, and a fake clock stands in for time.
+
+Every test here runs with sockets, processes and ``time.sleep`` forbidden (``no_io``).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing.process
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from rightsizer.schema import LoadSettings
+from rightsizer.search import Probe, SearchSettings, next_rate
+from rightsizer.search_controller import (
+    MAX_COOL_DOWN_SECONDS,
+    Bounds,
+    EndSearch,
+    MeasuredStep,
+    SearchController,
+    SearchReport,
+    StepOutcome,
+    StepPlan,
+    StepSearchPolicy,
+    auto_start_rps,
+)
+from rightsizer.summary import StepResult, TypeSummary
+
+STEP_SECONDS, WARMUP_SECONDS = 10.0, 2.0
+# What a real step costs beyond its offered seconds (start delay, drain).
+STEP_OVERHEAD_SECONDS = 2.3
+WIDE_BOUNDS = Bounds(max_steps=25, max_seconds=900)
+
+
+class Forbidden(AssertionError):
+    pass
+
+
+def _forbidden(*_args: object, **_kwargs: object) -> None:
+    raise Forbidden("the search's decisions must not open sockets, start processes or sleep")
+
+
+@pytest.fixture(autouse=True)
+def no_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "__init__", _forbidden)
+    monkeypatch.setattr(socket, "create_connection", _forbidden)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _forbidden)
+    monkeypatch.setattr(subprocess.Popen, "__init__", _forbidden)
+    monkeypatch.setattr(time, "sleep", _forbidden)
+
+
+def test_the_guard_really_forbids_sockets_processes_and_sleeping() -> None:
+    with pytest.raises(Forbidden):
+        socket.socket()
+    with pytest.raises(Forbidden):
+        multiprocessing.process.BaseProcess().start()
+    with pytest.raises(Forbidden):
+        time.sleep(0)
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+    slept: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class SimulatedEndpoint:
+    """Passes every rate up to ``capacity``; overloaded, it completes ``capacity`` per second
+    and leaves the excess unanswered. Above ``generator_ceiling`` the load generator falls
+    behind its schedule instead. Each step takes its seconds plus overhead on ``clock``."""
+
+    capacity: float
+    clock: FakeClock
+    generator_ceiling: float = math.inf
+    plans: list[StepPlan] = field(default_factory=list)
+
+    def run_step(self, plan: StepPlan) -> StepOutcome:
+        self.plans.append(plan)
+        self.clock.now += plan.seconds + STEP_OVERHEAD_SECONDS
+        if plan.rate > self.generator_ceiling:
+            reason = f"load generator could not offer {plan.rate:.1f} rps"
+            return _outcome(plan, self.generator_ceiling, [reason], generator_limited=True)
+        if plan.rate <= self.capacity:
+            return _outcome(plan, plan.rate, [])
+        backlog = round((plan.rate - self.capacity) * (plan.seconds - plan.warmup_seconds))
+        reason = f"endpoint kept up with only {self.capacity:.1f} of {plan.rate:.1f} rps"
+        return _outcome(plan, self.capacity, [reason], unanswered=backlog)
+
+    @property
+    def rates(self) -> list[float]:
+        return [plan.rate for plan in self.plans]
+
+
+def _outcome(
+    plan: StepPlan,
+    achieved: float,
+    reasons: list[str],
+    *,
+    generator_limited: bool = False,
+    unanswered: int = 0,
+) -> StepOutcome:
+    window = plan.seconds - plan.warmup_seconds
+    result = StepResult(
+        target_rps=round(plan.rate, 3),
+        achieved_rps=round(achieved, 3),
+        offered_rps=round(plan.rate, 3),
+        requests=round(plan.rate * window),
+        failures=0,
+        failure_rate=0.0,
+        p50_ms=20.0 + plan.rate / 100,
+        p95_ms=30.0 + plan.rate / 100,
+        p99_ms=40.0 + plan.rate / 100,
+        passed=not reasons,
+        reasons=reasons,
+        duration_seconds=plan.seconds,
+    )
+    return StepOutcome(result, achieved, generator_limited, unanswered)
+
+
+def policy(
+    start_rps: float = 10, max_rps: float = 10_000, precision: float = 0.03
+) -> StepSearchPolicy:
+    settings = SearchSettings(
+        start_rps=start_rps, growth_factor=2, max_rps=max_rps, precision=precision
+    )
+    return StepSearchPolicy(settings, STEP_SECONDS, WARMUP_SECONDS)
+
+
+@dataclass
+class Run:
+    endpoint: SimulatedEndpoint
+    clock: FakeClock
+    report: SearchReport
+    messages: list[str]
+
+    @property
+    def summary(self) -> TypeSummary:
+        summary = TypeSummary(instance_type="local.1cpu", status="succeeded")
+        self.report.apply_to(summary)
+        return summary
+
+
+def search(
+    capacity: float,
+    *,
+    search_policy: StepSearchPolicy | None = None,
+    bounds: Bounds = WIDE_BOUNDS,
+    generator_ceiling: float = math.inf,
+    should_stop: list[str | None] | None = None,
+    health: list[str | None] | None = None,
+) -> Run:
+    """One search against a simulated endpoint; ``should_stop``/``health`` answer in turn."""
+    clock = FakeClock()
+    endpoint = SimulatedEndpoint(capacity, clock, generator_ceiling)
+    messages: list[str] = []
+    stop_answers, health_answers = iter(should_stop or []), iter(health or [])
+    controller = SearchController(
+        search_policy or policy(),
+        endpoint,
+        bounds,
+        clock=clock,
+        progress=messages.append,
+        should_stop=lambda: next(stop_answers, None),
+        target_health=lambda: next(health_answers, None),
+    )
+    return Run(endpoint, clock, controller.run(), messages)
+
+
+def test_grows_geometrically_from_the_start_rate_while_steps_pass() -> None:
+    run = search(1000, bounds=Bounds(max_steps=4, max_seconds=900))
+    assert run.endpoint.rates == [10, 20, 40, 80]
+    assert all(p.seconds == STEP_SECONDS and p.warmup_seconds == WARMUP_SECONDS
+               for p in run.endpoint.plans)
+    assert run.messages[0] == "step 1: offering 10.0 rps for 10 s"
+    assert run.messages[1].startswith("step 1: 10.0 rps -> achieved 10.0 rps") and "passed" in (
+        run.messages[1]
+    )
+
+
+def test_brackets_the_capacity_and_narrows_it_to_the_precision() -> None:
+    run = search(100)
+    rates = run.endpoint.rates
+    assert rates[:5] == [10, 20, 40, 80, 160]  # grows until 160 fails
+    assert all(80 < rate < 160 for rate in rates[5:])  # then stays inside the bracket
+    summary = run.summary
+    assert 100 / 1.03 <= summary.max_sustainable_rps <= 100
+    assert summary.status == "succeeded" and summary.bottleneck == "endpoint"
+    assert any("within precision" in note for note in summary.notes)
+    assert any(not step.passed for step in summary.steps)
+    best = max((s for s in summary.steps if s.passed), key=lambda s: s.target_rps)
+    assert best.target_rps == pytest.approx(summary.max_sustainable_rps, abs=1e-3)
+    assert (summary.p50_ms, summary.p95_ms, summary.p99_ms) == (
+        best.p50_ms, best.p95_ms, best.p99_ms
+    )
+
+
+def test_probes_exactly_the_rates_the_pure_search_chooses() -> None:
+    settings = SearchSettings(start_rps=7, growth_factor=2, max_rps=10_000, precision=0.03)
+    capacity = 333.0
+    expected: list[float] = []
+    history: list[Probe] = []
+    while (rate := next_rate(history, settings).next_rps) is not None:
+        expected.append(rate)
+        history.append(Probe(rate, rate <= capacity, min(rate, capacity)))
+    run = search(capacity, search_policy=StepSearchPolicy(settings, STEP_SECONDS, WARMUP_SECONDS))
+    assert run.endpoint.rates == expected
+    assert run.report.max_sustainable_rps == max(p.rate for p in history if p.passed)
+
+
+def test_max_steps_ends_the_search_before_it_converges() -> None:
+    run = search(100, bounds=Bounds(max_steps=3, max_seconds=900))
+    assert len(run.endpoint.plans) == 3
+    summary = run.summary
+    assert summary.max_sustainable_rps == 40 and summary.status == "succeeded"
+    assert summary.notes[-1] == "search stopped at the step bound max_steps=3"
+
+
+def test_max_seconds_starts_no_step_that_would_end_past_it() -> None:
+    # Each step takes 12.3 s: after three (36.9 s) a fourth would end past 45 s.
+    run = search(1000, bounds=Bounds(max_steps=25, max_seconds=45))
+    assert len(run.endpoint.plans) == 3
+    summary = run.summary
+    assert summary.notes[-1] == "search stopped at the time bound max_seconds=45"
+    assert summary.load_seconds == round(3 * (STEP_SECONDS + STEP_OVERHEAD_SECONDS), 1)
+    assert summary.max_sustainable_rps == 40
+
+
+def test_a_generator_that_cannot_keep_up_ends_the_search_and_is_blamed() -> None:
+    run = search(1000, generator_ceiling=50)
+    assert run.endpoint.rates == [10, 20, 40, 80]
+    summary = run.summary
+    assert summary.bottleneck == "load-generator" and summary.status == "succeeded"
+    assert summary.max_sustainable_rps == 40  # a lower bound on the endpoint's capacity
+    assert "load.processes" in summary.notes[-1] and "80.0 rps" in summary.notes[-1]
+
+
+def test_passing_at_max_rps_is_reported_as_a_rate_limit() -> None:
+    run = search(1000, search_policy=policy(max_rps=30))
+    assert run.endpoint.rates == [10, 20, 30]
+    summary = run.summary
+    assert summary.bottleneck == "rate-limit" and summary.max_sustainable_rps == 30
+    assert summary.notes == ["search stopped: passed at the upper bound max_rps=30"]
+
+
+def test_an_endpoint_that_dies_ends_the_search_at_once_keeping_earlier_steps() -> None:
+    # Healthy after step 1, gone after step 2 (which overloaded it).
+    run = search(15, health=[None, "its server process (pid 42) was killed by SIGKILL"])
+    assert run.endpoint.rates == [10, 20]  # nothing offered to a dead endpoint
+    summary = run.summary
+    assert summary.status == "failed" and summary.failed_stage == "load_test"
+    assert summary.reason == (
+        "the endpoint died during step 2 (20.0 rps): its server process (pid 42) was killed "
+        "by SIGKILL"
+    )
+    assert [s.passed for s in summary.steps] == [True, False]
+    assert summary.steps[1].reasons[-1] == "the endpoint died during this step"
+    assert "the endpoint died during this step" in run.messages[-1]  # described after
+    assert any("the endpoint died" in note for note in summary.notes)
+
+
+def test_should_stop_before_the_first_step_runs_nothing() -> None:
+    run = search(100, should_stop=["interrupted (SIGINT)"])
+    assert run.endpoint.plans == []
+    summary = run.summary
+    assert summary.status == "failed" and summary.reason == "interrupted (SIGINT)"
+    assert summary.steps == []
+
+
+def test_should_stop_after_a_step_wins_over_the_endpoints_health() -> None:
+    # Before step 1: go on; after it: interrupted (Ctrl-C also stops the endpoint: it is not
+    # reported as having died).
+    run = search(100, should_stop=[None, "interrupted (SIGTERM)"], health=["gone"])
+    assert run.endpoint.rates == [10]
+    summary = run.summary
+    assert summary.reason == "interrupted (SIGTERM)" and summary.failed_stage == "load_test"
+    assert len(summary.steps) == 1 and summary.steps[0].passed
+    assert summary.max_sustainable_rps == 10
+
+
+def test_an_interrupt_as_the_search_ends_still_fails_the_type() -> None:
+    asked = [None] * 7  # before and after each of steps 1-3, before step 4
+    run = search(1000, search_policy=policy(max_rps=40),
+                 should_stop=[*asked, "interrupted (SIGINT)"])
+    assert run.endpoint.rates == [10, 20, 40]
+    assert run.summary.status == "failed" and run.summary.reason == "interrupted (SIGINT)"
+
+
+def test_nothing_passing_fails_the_type_with_the_first_steps_reasons() -> None:
+    run = search(0.0)
+    summary = run.summary
+    assert summary.status == "failed" and summary.max_sustainable_rps == 0
+    assert summary.reason == (
+        "no step met the objective, not even 10 rps: endpoint kept up with only 0.0 of "
+        "10.0 rps"
+    )
+    assert summary.p99_ms is None
+
+
+def test_bounds_too_tight_for_one_step_say_so() -> None:
+    run = search(100, bounds=Bounds(max_steps=25, max_seconds=STEP_SECONDS - 1))
+    summary = run.summary
+    assert run.endpoint.plans == [] and summary.status == "failed"
+    assert summary.reason == "no step could be run within the bounds"
+
+
+def test_an_overloaded_step_is_followed_by_a_bounded_cool_down() -> None:
+    # 160 rps on 100: 60 x 8 s = 480 unanswered at 100 rps -> 4.8 s; 1000 on 10 -> capped.
+    assert search(100, bounds=Bounds(max_steps=5, max_seconds=900)).clock.slept == [4.8]
+    capped = search(10, search_policy=policy(start_rps=1000), bounds=Bounds(1, 900))
+    assert capped.clock.slept == [MAX_COOL_DOWN_SECONDS]
+    assert search(1000, bounds=Bounds(max_steps=5, max_seconds=900)).clock.slept == []
+
+
+def test_the_start_rate_is_half_the_sequential_rate_unless_given() -> None:
+    assert auto_start_rps(LoadSettings(), sequential_rps=49.0) == 24.5
+    assert auto_start_rps(LoadSettings(), sequential_rps=0.5) == 1.0
+    assert auto_start_rps(LoadSettings(max_rps=5), sequential_rps=49.0) == 5
+    assert auto_start_rps(LoadSettings(start_rps=3), sequential_rps=49.0) == 3
+    from_load = StepSearchPolicy.from_load(LoadSettings(step_seconds=6, warmup_seconds=1), 40.0)
+    assert from_load.next_step([]) == StepPlan(20.0, 6, 1)
+
+
+@dataclass
+class Schedule:
+    """Another policy, like a Locust ``LoadTestShape``: a fixed list of (rate, seconds)."""
+
+    stages: Sequence[tuple[float, float]]
+
+    def next_step(self, history: Sequence[MeasuredStep]) -> StepPlan | EndSearch:
+        if len(history) == len(self.stages):
+            return EndSearch("schedule done")
+        rate, seconds = self.stages[len(history)]
+        return StepPlan(rate, seconds, warmup_seconds=0)
+
+
+def test_any_policy_drives_the_same_controller_and_its_step_lengths_count() -> None:
+    clock = FakeClock()
+    endpoint = SimulatedEndpoint(100, clock)
+    stages = [(50.0, 20.0), (90.0, 5.0), (120.0, 30.0)]
+    report = SearchController(Schedule(stages), endpoint, WIDE_BOUNDS, clock=clock).run()
+    assert [(p.rate, p.seconds) for p in endpoint.plans] == stages
+    assert report.max_sustainable_rps == 90 and report.notes == ["search stopped: schedule done"]
+    # The time bound reads each plan's own length: 20 + 2.3 s spent, a 30 s step would pass 50.
+    short = SimulatedEndpoint(100, clock := FakeClock())
+    SearchController(Schedule([(50, 20), (60, 30)]), short, Bounds(25, 50), clock=clock).run()
+    assert [p.rate for p in short.plans] == [50]
