@@ -354,3 +354,22 @@ def test_preflight_names_the_scratch_folder_without_the_provision(fargate_dir, m
     assert report["ok"] is False
     assert {c["name"]: c["ok"] for c in report["checks"]} == {
         "scratch": False, "worker": True, "runtime": True, "results": True}
+
+
+def test_an_endpoint_sagemaker_reports_failed_stops_the_real_engine(fargate_dir, moto_url,
+                                                                   runtime_url):
+    from moto.sagemaker.models import sagemaker_backends
+
+    endpoint = sagemaker_backends["123456789012"][REGION].endpoints[ENDPOINT]
+    endpoint.endpoint_status, endpoint.failure_reason = "Failed", "ping health check failed"
+    dockerfile = DOCKERFILE.read_text()
+    scratch = mount(dockerfile, fargate_dir)
+    result = run_entrypoint(task_user(dockerfile),
+                            load_test_environment(scratch, moto_url, runtime_url))
+
+    assert result.returncode == 0, result.stderr[-3000:]  # a measurement, of a dead endpoint
+    summary = json.loads(s3_keys(moto_url)[f"runs/{RUN_ID}/{INSTANCE_TYPE}/summary.json"])
+    assert summary["status"] == "failed" and summary["failed_stage"] == "warm_up"
+    assert summary["reason"] == (f"the endpoint died during the warm-up: SageMaker reports "
+                                 f"endpoint {ENDPOINT} as Failed: ping health check failed")
+    assert not summary["steps"]
