@@ -12,13 +12,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYER = ROOT / "layers" / "shared"
+LAYER = ROOT / "src"
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 
 
-def test_layer_links_the_package_and_lists_what_handlers_import():
-    link = LAYER / "rightsizer"
-    assert link.is_symlink() and link.resolve() == (ROOT / "src" / "rightsizer").resolve()
+def test_layer_holds_the_real_package_and_lists_what_handlers_import():
+    """``sam build --use-container`` mounts only the layer's ContentUri and cannot follow a
+    symlink out of it: the package must be there as real files."""
+    from cfnlint.decode import decode
+
+    template, _ = decode(str(ROOT / "template.yaml"))
+    assert template["Resources"]["SharedLayer"]["Properties"]["ContentUri"] == "src/"
+    assert (LAYER / "rightsizer" / "aws" / "validate.py").is_file()
+    links = [p for p in LAYER.rglob("*") if p.is_symlink()]
+    assert not links, f"symlinks in the layer's folder: {links}"
     requirements = (LAYER / "requirements.txt").read_text()
     core = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pydantic = next(d for d in core if d.startswith("pydantic"))

@@ -129,8 +129,8 @@ def test_every_failure_path_reaches_cleanup():
     """Each Catch inside the Map leads to the cleanup chain or is part of it."""
     definition = json.loads(ASL.read_text())
     item = definition["States"]["TestEachType"]["ItemProcessor"]["States"]
-    cleanup = {"EndpointToDelete", "EndpointConfigToDelete", "ModelToDelete", "ItemResult",
-               "CheckEndpointGone"}
+    cleanup = {"EndpointToDelete", "EndpointConfigToDelete", "ModelToDelete", "RecordOutcome",
+               "OutcomeNotRecorded", "CheckEndpointGone"}
     failure_states = {"DeployFailed", "SmokeTestFailed", "LoadTestFailed", "EndpointFailed",
                       "EndpointNotReady"}
     for name, state in item.items():
@@ -238,9 +238,47 @@ def test_load_generator_may_only_invoke_prefixed_endpoints_and_write_under_runs(
     role = template["Resources"]["LoadgenTaskRole"]["Properties"]
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a: s for s in statements for a in _as_list(s["Action"])}
-    assert set(actions) == {"sagemaker:InvokeEndpoint", "s3:GetObject", "s3:PutObject"}
-    assert "endpoint/${NamePrefix}-*" in json.dumps(actions["sagemaker:InvokeEndpoint"])
+    assert set(actions) == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint",
+                            "s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    for action in ("sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"):
+        assert "endpoint/${NamePrefix}-*" in json.dumps(actions[action])
     assert json.dumps(actions["s3:PutObject"]["Resource"]).endswith('/runs/*"}')
+    assert actions["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": "runs/*"}}
+
+
+def _statement_allowing(template: dict[str, Any], role: str, action: str) -> dict[str, Any]:
+    properties = template["Resources"][role]["Properties"]
+    policies = properties.get("Policies", [])
+    statements = [s for p in policies for s in p.get("PolicyDocument", p).get("Statement", [])]
+    return next(s for s in statements if action in _as_list(s["Action"]))
+
+
+def test_endpoints_may_pull_aws_deep_learning_and_marketplace_images(template):
+    """DLC and Marketplace images live in AWS-owned accounts' registries (e.g. 763104351884):
+    a policy limited to this account's repositories fails every such model at CreateEndpoint."""
+    import fnmatch
+
+    statement = _statement_allowing(template, "SageMakerExecutionRole", "ecr:BatchGetImage")
+    pattern = statement["Resource"]["Fn::Sub"]
+    assert "${AWS::AccountId}" not in pattern
+    resolved = pattern.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "us-east-1")
+    dlc = "arn:aws:ecr:us-east-1:763104351884:repository/pytorch-inference"
+    assert fnmatch.fnmatch(dlc, resolved)
+    assert set(_as_list(statement["Action"])) == {
+        "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"}
+
+
+@pytest.mark.parametrize("function", ["ValidateFunction", "SmokeTestFunction"])
+def test_functions_that_read_payloads_may_list_so_a_missing_key_says_no_such_key(template,
+                                                                               function):
+    """Without s3:ListBucket, S3 answers AccessDenied for a key that does not exist."""
+    statement = _statement_allowing(template, function, "s3:ListBucket")
+    assert "ResultsBucket" in json.dumps(statement["Resource"])
+
+
+def test_state_machine_may_record_outcomes_under_runs_only(template):
+    statement = _statement_allowing(template, "RightsizeStateMachine", "s3:PutObject")
+    assert statement["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/runs/*"}
 
 
 def test_outputs_give_a_ready_to_paste_start_command(template):
