@@ -13,7 +13,8 @@ import pytest
 
 from rightsizer.cli import main
 from rightsizer.engine import find_max_rate
-from rightsizer.loadgen.target import HttpTarget
+from rightsizer.loadgen.processes import LoadGenerator, LoadGeneratorError
+from rightsizer.loadgen.target import HttpTarget, SageMakerTarget
 from rightsizer.payloads import LoadedPayload
 from rightsizer.schema import LoadSettings, Objective
 
@@ -97,3 +98,18 @@ def test_the_legacy_method_reports_locusts_moving_average(
     assert summary.method == "legacy"
     assert summary.max_sustainable_rps > 0
     assert any("legacy method stopped by" in note for note in summary.notes)
+
+
+def test_a_worker_that_cannot_start_says_why_in_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No credentials anywhere (and no instance metadata lookup): signing cannot start.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    target = SageMakerTarget("ep", "us-east-1", "http://127.0.0.1:9")
+    with pytest.raises(LoadGeneratorError, match="failed to start: no AWS credentials"):
+        LoadGenerator(target, PAYLOAD, start_timeout=60)
