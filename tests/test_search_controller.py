@@ -183,11 +183,13 @@ def search(
 def test_grows_geometrically_from_the_start_rate_while_steps_pass() -> None:
     run = search(1000, bounds=Bounds(max_steps=4, max_seconds=900))
     assert run.endpoint.rates == [10, 20, 40, 80]
-    assert all(p.seconds == STEP_SECONDS and p.warmup_seconds == WARMUP_SECONDS
-               for p in run.endpoint.plans)
+    assert all(
+        p.seconds == STEP_SECONDS and p.warmup_seconds == WARMUP_SECONDS for p in run.endpoint.plans
+    )
     assert run.messages[0] == "step 1: offering 10.0 rps for 10 s"
-    assert run.messages[1].startswith("step 1: 10.0 rps -> achieved 10.0 rps") and "passed" in (
-        run.messages[1]
+    assert (
+        run.messages[1].startswith("step 1: 10.0 rps -> achieved 10.0 rps")
+        and "passed" in (run.messages[1])
     )
 
 
@@ -204,7 +206,9 @@ def test_brackets_the_capacity_and_narrows_it_to_the_precision() -> None:
     best = max((s for s in summary.steps if s.passed), key=lambda s: s.target_rps)
     assert best.target_rps == pytest.approx(summary.max_sustainable_rps, abs=1e-3)
     assert (summary.p50_ms, summary.p95_ms, summary.p99_ms) == (
-        best.p50_ms, best.p95_ms, best.p99_ms
+        best.p50_ms,
+        best.p95_ms,
+        best.p99_ms,
     )
 
 
@@ -293,8 +297,9 @@ def test_should_stop_after_a_step_wins_over_the_endpoints_health() -> None:
 
 def test_an_interrupt_as_the_search_ends_still_fails_the_type() -> None:
     asked = [None] * 7  # before and after each of steps 1-3, before step 4
-    run = search(1000, search_policy=policy(max_rps=40),
-                 should_stop=[*asked, "interrupted (SIGINT)"])
+    run = search(
+        1000, search_policy=policy(max_rps=40), should_stop=[*asked, "interrupted (SIGINT)"]
+    )
     assert run.endpoint.rates == [10, 20, 40]
     assert run.summary.status == "failed" and run.summary.reason == "interrupted (SIGINT)"
 
@@ -304,8 +309,7 @@ def test_nothing_passing_fails_the_type_with_the_first_steps_reasons() -> None:
     summary = run.summary
     assert summary.status == "failed" and summary.max_sustainable_rps == 0
     assert summary.reason == (
-        "no step met the objective, not even 10 rps: endpoint kept up with only 0.0 of "
-        "10.0 rps"
+        "no step met the objective, not even 10 rps: endpoint kept up with only 0.0 of 10.0 rps"
     )
     assert summary.p99_ms is None
 

@@ -86,43 +86,51 @@ def find_max_rate(
         request_timeout=load.request_timeout_seconds,
         csv_dir=out_dir,
     ) as generator:
-        say("warming up: sequential requests until latency settles")
-        warm, settled = generator.warm(WARM_UP_MAX_SECONDS)
-        ok_latency = warm.latency_ms[warm.ok]
-        gone = health()
-        if gone:
-            summary.status, summary.failed_stage = "failed", "warm_up"
-            summary.reason = f"the endpoint died during the warm-up: {gone}"
-        elif ok_latency.empty:
-            summary.status, summary.failed_stage = "failed", "warm_up"
-            summary.reason = "no successful response while warming up: " + "; ".join(
-                top_errors(warm)
-            )
+        sequential_rps = _warm_up(generator, summary, health, say)
+        if sequential_rps is None:
+            pass  # the summary says why
+        elif load.method == "legacy":
+            _legacy(generator, objective, load, summary, say)
+            gone = health()
+            if gone:
+                summary.status, summary.failed_stage = "failed", "load_test"
+                summary.reason = f"the endpoint died during the legacy ramp: {gone}"
         else:
-            if not settled:
-                summary.notes.append(
-                    f"latency had not settled after {WARM_UP_MAX_SECONDS:.0f} s of warm-up"
-                )
-            if load.method == "legacy":
-                _legacy(generator, objective, load, summary, say)
-                gone = health()
-                if gone:
-                    summary.status, summary.failed_stage = "failed", "load_test"
-                    summary.reason = f"the endpoint died during the legacy ramp: {gone}"
-            else:
-                sequential_rps = 1000.0 / float(ok_latency.tail(10).median())
-                controller = SearchController(
-                    StepSearchPolicy.from_load(load, sequential_rps),
-                    GeneratorRunner(generator, objective, load.request_timeout_seconds),
-                    Bounds.from_load(load),
-                    progress=say,
-                    should_stop=should_stop,
-                    target_health=health,
-                )
-                controller.run().apply_to(summary)
+            controller = SearchController(
+                StepSearchPolicy.from_load(load, sequential_rps),
+                GeneratorRunner(generator, objective, load.request_timeout_seconds),
+                Bounds.from_load(load),
+                progress=say,
+                should_stop=should_stop,
+                target_health=health,
+            )
+            controller.run().apply_to(summary)
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
+
+
+def _warm_up(
+    generator: LoadGenerator, summary: TypeSummary, health: TargetHealth, say: Progress
+) -> float | None:
+    """Warm the endpoint up; the rate one sequential client reached, or None (type failed)."""
+    say("warming up: sequential requests until latency settles")
+    warm, settled = generator.warm(WARM_UP_MAX_SECONDS)
+    ok_latency = warm.latency_ms[warm.ok]
+    gone = health()
+    if gone:
+        summary.status, summary.failed_stage = "failed", "warm_up"
+        summary.reason = f"the endpoint died during the warm-up: {gone}"
+        return None
+    if ok_latency.empty:
+        summary.status, summary.failed_stage = "failed", "warm_up"
+        summary.reason = "no successful response while warming up: " + "; ".join(top_errors(warm))
+        return None
+    if not settled:
+        summary.notes.append(
+            f"latency had not settled after {WARM_UP_MAX_SECONDS:.0f} s of warm-up"
+        )
+    return 1000.0 / float(ok_latency.tail(10).median())
 
 
 class GeneratorRunner:

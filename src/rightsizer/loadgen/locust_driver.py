@@ -45,6 +45,7 @@ MAX_CONNECTIONS = 2000
 # keep being read.
 YIELD_EVERY = 32
 
+
 class InvocationsUser(FastHttpUser):
     """Sends invocations of the endpoint; the subclasses decide when."""
 
@@ -204,9 +205,7 @@ class Driver:
                 break
         return WarmedUp(samples, settled)
 
-    def step(
-        self, rate: float, start: float, end: float, phase: float, drain: float
-    ) -> StepDone:
+    def step(self, rate: float, start: float, end: float, phase: float, drain: float) -> StepDone:
         """Offer ``rate`` requests/s from ``start`` to ``end`` (epoch seconds), open loop."""
         samples: list[Sample] = []
         pool = Pool()
