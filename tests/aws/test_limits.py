@@ -62,7 +62,7 @@ def _events(stack: Any, arn: str) -> int:
 def test_count_matches_the_interpreters_history(stack, payload, make_input, polls, delete_refusals):
     """The count for a path is exactly what the interpreter records for it, so the worst case
     (every loop at its bound, every retry used) is a true upper bound."""
-    from tests.aws.conftest import Fault  # noqa: PLC0415  (the harness's fault injector)
+    from tests.aws.conftest import Fault
 
     kind = "ml.c5.xlarge"
     stack.scenario.creating_polls[kind] = polls

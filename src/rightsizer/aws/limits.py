@@ -123,12 +123,18 @@ def history_problem(
          <= MAX_HISTORY_EVENTS),
         default=0,
     )
+    fewer_polls = (
+        "deploy the stack with a larger PollSeconds or a smaller DeployTimeoutSeconds (fewer "
+        "polls)"
+    )
+    split = (
+        f"test at most {fits} types per execution (split the list over several executions), or "
+        if fits else ""
+    )
     return (
         f"instance_types: {types} types could write up to {events:,} events to the execution's "
         f"history (each type polls its endpoint up to {max_polls} times, every {poll_seconds} s, "
-        f"and retries), over Step Functions' limit of {MAX_HISTORY_EVENTS:,}: test at most "
-        f"{fits} types per execution (split the list over several executions), or deploy the "
-        "stack with a larger PollSeconds or a smaller DeployTimeoutSeconds (fewer polls)"
+        f"and retries), over Step Functions' limit of {MAX_HISTORY_EVENTS:,}: {split}{fewer_polls}"
     )
 
 
