@@ -2,8 +2,9 @@
 
 Parameters come from environment variables set by the state machine's ContainerOverrides
 (RIGHTSIZER_ENDPOINT_NAME, RIGHTSIZER_PAYLOADS, RIGHTSIZER_OBJECTIVE, RIGHTSIZER_LOAD, ...) and by
-the task definition (RIGHTSIZER_PROCESSES = the task's vCPUs). Exit code 0 after a measurement,
-non-zero on failure so that ecs:runTask.sync fails the item.
+the task definition (RIGHTSIZER_PROCESSES = the task's vCPUs). RIGHTSIZER_MODE=preflight runs the
+checks the state machine asks for before it creates any endpoint instead. Exit code 0 after a
+measurement (or passed checks), non-zero on failure so that ecs:runTask.sync fails the item.
 """
 
 import sys

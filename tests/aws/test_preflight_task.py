@@ -113,6 +113,12 @@ def test_missing_parameters_exit_with_code_2(s3, tmp_path, listening_port, caplo
     assert "RIGHTSIZER_RUN_ID is not set" in caplog.text
 
 
+def test_an_unknown_mode_is_a_bad_parameter(s3, tmp_path, listening_port, caplog):
+    env = {**preflight_env(tmp_path, listening_port), "RIGHTSIZER_MODE": "prefight"}
+    assert main(env, s3=s3) == EXIT_BAD_PARAMETERS
+    assert "RIGHTSIZER_MODE='prefight' is not 'preflight'" in caplog.text
+
+
 def test_the_runtime_host_is_the_regions_unless_overridden():
     assert runtime_address(PreflightParams("s3://b", "r", "eu-west-1")) == (
         "runtime.sagemaker.eu-west-1.amazonaws.com", 443)

@@ -212,8 +212,13 @@ def main(
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     env = os.environ if env is None else env
-    if env.get("RIGHTSIZER_MODE", "").strip() == "preflight":
+    mode = env.get("RIGHTSIZER_MODE", "").strip()
+    if mode == "preflight":
         return run_preflight(env, s3)
+    if mode:
+        log.error("bad task parameters: RIGHTSIZER_MODE=%r is not 'preflight' (unset: a load "
+                  "test)", mode)
+        return EXIT_BAD_PARAMETERS
     try:
         params = params_from_env(env)
     except TaskParameterError as exc:
