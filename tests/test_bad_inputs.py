@@ -276,16 +276,26 @@ def test_aws_bounds_follow_the_poll_loop_and_the_load_bound() -> None:
     bench = BenchmarkInput.model_validate({**AWS_BASE, "load": {"max_seconds": 900}})
     bounds = cost.aws_bounds(bench, SETTINGS)
     polls = SETTINGS.max_polls
-    assert bounds.deploy == cost.AWS_SAGEMAKER_RETRY_WAITS + (polls + 1) * SETTINGS.poll_seconds
-    assert bounds.warm_up + bounds.load == 900 + SETTINGS.loadgen_startup_seconds + 70
+    assert bounds.deploy == (
+        cost.AWS_CREATE_ENDPOINT_RETRY_WAITS + (polls + 1) * SETTINGS.poll_seconds)
+    assert bounds.warm_up + bounds.load == (
+        900 + SETTINGS.loadgen_startup_seconds + cost.AWS_ECS_RETRY_WAITS)
     assert bounds.seconds >= (
         SETTINGS.deploy_timeout_seconds + 900 + SETTINGS.loadgen_startup_seconds
     )
-    # Never below what the AWS step itself estimates today.
-    from rightsizer.aws.validate import worst_case_cost
 
-    prices = resolve_prices(bench)
-    assert cost.worst_case(bench, prices, bounds).usd >= worst_case_cost(bench, prices, SETTINGS)
+
+def test_the_smoke_bound_grows_with_the_payloads_up_to_the_lambdas_timeout() -> None:
+    from rightsizer.aws import smoke
+
+    per_payload = smoke.S3_READ_BOUND_SECONDS + smoke.ANSWER_BOUND_SECONDS
+    one = cost.aws_smoke_try_seconds(1)
+    assert one == per_payload + smoke.WRAP_UP_SECONDS
+    assert cost.aws_smoke_try_seconds(3) == 3 * per_payload + smoke.WRAP_UP_SECONDS
+    assert cost.aws_smoke_try_seconds(20) == cost.AWS_SMOKE_LAMBDA_SECONDS
+    bench = BenchmarkInput.model_validate(AWS_BASE)
+    assert cost.aws_bounds(bench, SETTINGS).smoke == (
+        (cost.AWS_LAMBDA_RETRIES + 1) * one + cost.AWS_LAMBDA_RETRY_WAITS)
 
 
 def test_the_local_load_bound_covers_the_last_step_and_the_step_count() -> None:
@@ -324,7 +334,6 @@ def test_the_cost_bounds_equal_the_timeouts_in_the_code() -> None:
     from rightsizer.loadgen import processes
 
     assert cost.LOCAL_DEPLOY_SECONDS == pipeline.DEPLOY_TIMEOUT_SECONDS
-    assert cost.LOCAL_SMOKE_SECONDS_PER_PAYLOAD == pipeline.SMOKE_TIMEOUT_SECONDS
     assert cost.WARM_UP_SECONDS == engine.WARM_UP_MAX_SECONDS
     assert cost.COOL_DOWN_SECONDS == engine.MAX_COOL_DOWN_SECONDS
     assert cost.STEP_START_DELAY_SECONDS == processes.START_DELAY_SECONDS
@@ -334,38 +343,116 @@ def test_the_cost_bounds_equal_the_timeouts_in_the_code() -> None:
     assert "max_seconds + self.request_timeout + 30" in source  # warm-up reply bound
     assert "seconds + drain + START_DELAY_SECONDS + 30" in source  # step reply bound
     assert 'settings["max_seconds"] + 60' in source  # legacy reply bound
-    defaults = Settings(name_prefix="x", results_bucket="x", region="us-east-1")
-    stack = cost.DefaultStack()
-    assert (stack.poll_seconds, stack.max_polls, stack.loadgen_startup_seconds) == (
-        defaults.poll_seconds, defaults.max_polls, defaults.loadgen_startup_seconds)
-    assert stack.deploy_timeout_seconds == defaults.deploy_timeout_seconds
 
 
-def test_the_aws_bounds_match_the_template_and_the_state_machine() -> None:
-    template = (ROOT / "template.yaml").read_text()
-    smoke = template[template.index("  SmokeTestFunction:"):]
-    assert re.search(r"\n      Timeout: (\d+)", smoke)[1] == str(cost.AWS_SMOKE_LAMBDA_SECONDS)  # type: ignore[index]
-    for parameter, value in (("DeployTimeoutSeconds", cost.AWS_DEPLOY_TIMEOUT_SECONDS),
-                             ("PollSeconds", cost.AWS_POLL_SECONDS)):
-        block = template[template.index(f"  {parameter}:"):]
-        assert re.search(r"Default: (\d+)", block)[1] == str(value)  # type: ignore[index]
+# --- cost.py's AWS constants against their sources: template.yaml and the state machine -------
+
+
+def _template_default(template: str, parameter: str) -> int:
+    block = template[template.index(f"\n  {parameter}:"):]
+    found = re.search(r"\n    Default: \"?(\d+)", block)
+    assert found, f"template.yaml: parameter {parameter} has no numeric Default"
+    return int(found[1])
+
+
+def _function_timeout(template: str, function: str) -> int:
+    block = template[template.index(f"\n  {function}:"):]
+    found = re.search(r"\n      Timeout: (\d+)", block)
+    assert found, f"template.yaml: {function} sets no Timeout"
+    return int(found[1])
+
+
+def _iteration_states() -> dict[str, Any]:
     asl = json.loads((ROOT / "statemachine/rightsize.asl.json").read_text())
-    item = asl["States"]["TestEachType"]["ItemProcessor"]["States"]
+    states: dict[str, Any] = asl["States"]["TestEachType"]["ItemProcessor"]["States"]
+    return states
+
+
+def _retry_worst_case(state: dict[str, Any]) -> tuple[int, float]:
+    """(retries, seconds waited) at most, from a Task's Retry blocks as Step Functions runs them.
+
+    Each retrier counts its own attempts, so the worst case is the sum over retriers; the n-th
+    wait is IntervalSeconds x BackoffRate^n, capped by MaxDelaySeconds (jitter only shortens).
+    """
+    retries, waited = 0, 0.0
+    for rule in state.get("Retry", []):
+        attempts = rule.get("MaxAttempts", 3)
+        interval, rate = rule.get("IntervalSeconds", 1), rule.get("BackoffRate", 2.0)
+        cap = rule.get("MaxDelaySeconds", float("inf"))
+        retries += attempts
+        waited += sum(min(interval * rate**n, cap) for n in range(attempts))
+    return retries, waited
+
+
+def test_cost_retry_constants_match_the_state_machines_retry_blocks() -> None:
+    states = _iteration_states()
+    for state, constant in (("CreateEndpoint", "AWS_CREATE_ENDPOINT_RETRY_WAITS"),
+                            ("DeleteEndpoint", "AWS_DELETE_ENDPOINT_RETRY_WAITS"),
+                            ("LoadTest", "AWS_ECS_RETRY_WAITS"),
+                            ("SmokeTest", "AWS_LAMBDA_RETRY_WAITS")):
+        _, waited = _retry_worst_case(states[state])
+        assert getattr(cost, constant) == waited, (
+            f"the ASL's {state} Retry blocks can wait {waited:g} s in all, but cost.{constant} "
+            f"is {getattr(cost, constant)}: set it to {waited:g}"
+        )
+    retries, _ = _retry_worst_case(states["SmokeTest"])
+    assert retries == cost.AWS_LAMBDA_RETRIES, (
+        f"the ASL's SmokeTest can be retried {retries} times, but cost.AWS_LAMBDA_RETRIES is "
+        f"{cost.AWS_LAMBDA_RETRIES}: set it to {retries}"
+    )
+
+
+def test_the_retry_worst_case_sums_every_retrier_and_caps_each_wait() -> None:
+    state = {"Retry": [
+        {"ErrorEquals": ["A"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0},
+        {"ErrorEquals": ["B"], "IntervalSeconds": 30, "MaxAttempts": 2, "MaxDelaySeconds": 40},
+    ]}
+    assert _retry_worst_case(state) == (5, 10 + 20 + 40 + 30 + 40)
+    assert _retry_worst_case({}) == (0, 0.0)
+
+
+def test_the_poll_loop_is_what_the_deploy_bound_assumes() -> None:
+    item = _iteration_states()
     # The poll loop waits before every DescribeEndpoint, counting polls from 0 up to max.
     assert item["StartPolling"]["Result"] == {"polls": 0}
     assert item["WaitForEndpoint"]["SecondsPath"] == "$.item.poll.seconds"
     assert {"Variable": "$.wait.polls", "NumericGreaterThanEqualsPath": "$.item.poll.max",
             "Next": "EndpointNotReady"} in item["EndpointReady"]["Choices"]
     assert item["LoadTest"]["TimeoutSecondsPath"] == "$.item.loadgen.timeout_seconds"
-    for state, waits in (("SmokeTest", cost.AWS_LAMBDA_RETRY_WAITS),
-                         ("CreateEndpoint", cost.AWS_SAGEMAKER_RETRY_WAITS),
-                         ("DeleteEndpoint", cost.AWS_SAGEMAKER_RETRY_WAITS),
-                         ("LoadTest", cost.AWS_ECS_RETRY_WAITS)):
-        (rule,) = item[state]["Retry"]
-        interval, rate = rule["IntervalSeconds"], rule["BackoffRate"]
-        # MaxAttempts counts retries; the waits between tries grow by BackoffRate.
-        assert waits == sum(interval * rate**n for n in range(rule["MaxAttempts"]))
-    assert item["SmokeTest"]["Retry"][0]["MaxAttempts"] == cost.AWS_LAMBDA_RETRIES
+
+
+def test_the_stack_defaults_are_the_templates() -> None:
+    from rightsizer.aws import settings
+
+    template = (ROOT / "template.yaml").read_text()
+    for parameter, default in (("DeployTimeoutSeconds", settings.DEFAULT_DEPLOY_TIMEOUT_SECONDS),
+                               ("PollSeconds", settings.DEFAULT_POLL_SECONDS)):
+        assert _template_default(template, parameter) == default, (
+            f"template.yaml {parameter} Default differs from "
+            f"rightsizer.aws.settings ({default}): make them equal"
+        )
+    stack = cost.default_stack()
+    assert (stack.poll_seconds, stack.loadgen_startup_seconds) == (
+        settings.DEFAULT_POLL_SECONDS, settings.DEFAULT_LOADGEN_STARTUP_SECONDS)
+
+
+def test_the_smoke_lambdas_timeout_holds_its_worst_case() -> None:
+    """All payloads read (20 at most), then one whole answer: the budget covers the rest."""
+    from annotated_types import MaxLen
+
+    from rightsizer.aws import smoke
+
+    timeout = _function_timeout((ROOT / "template.yaml").read_text(), "SmokeTestFunction")
+    assert timeout == cost.AWS_SMOKE_LAMBDA_SECONDS, (
+        f"template.yaml SmokeTestFunction Timeout is {timeout}, "
+        f"cost.AWS_SMOKE_LAMBDA_SECONDS is {cost.AWS_SMOKE_LAMBDA_SECONDS}: make them equal"
+    )
+    (most,) = (m.max_length for m in BenchmarkInput.model_fields["payloads"].metadata
+               if isinstance(m, MaxLen))
+    first_answer = most * smoke.S3_READ_BOUND_SECONDS + smoke.ANSWER_BOUND_SECONDS
+    needed = first_answer + smoke.WRAP_UP_SECONDS
+    assert needed <= timeout <= 900, (  # 900 s: Lambda's maximum
+        f"SmokeTestFunction needs a Timeout of at least {needed} s for {most} payloads")
 
 
 def test_missing_price_lines_name_the_entry_and_the_fix() -> None:

@@ -42,8 +42,9 @@ AWS_SMOKE_LAMBDA_SECONDS = 900  # template SmokeTestFunction Timeout
 # wait the sum of their waits, which grow by BackoffRate (FULL jitter only shortens them).
 AWS_LAMBDA_RETRIES = 3  # ASL SmokeTest
 AWS_LAMBDA_RETRY_WAITS = 2 + 4 + 8  # ASL SmokeTest
-AWS_SAGEMAKER_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL CreateEndpoint and DeleteEndpoint, each
-AWS_ECS_RETRY_WAITS = 10 + 20 + 40  # ASL LoadTest (a refused RunTask)
+AWS_CREATE_ENDPOINT_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL CreateEndpoint
+AWS_DELETE_ENDPOINT_RETRY_WAITS = 5 + 10  # ASL DeleteEndpoint
+AWS_ECS_RETRY_WAITS = (10 + 20 + 40) + (30 + 60 + 120)  # ASL LoadTest (RunTask refused)
 # The state machine's TimeoutSeconds: a backstop (every state has its own bound), so an input
 # whose worst case would not fit is refused up front rather than cut off mid-run.
 AWS_EXECUTION_TIMEOUT_SECONDS = 172_800
@@ -159,16 +160,16 @@ def aws_bounds(bench: BenchmarkInput, stack: StackLimits | None = None) -> Phase
     DescribeEndpoint poll are not counted.
     """
     stack = stack or default_stack()
-    retries = float(AWS_SAGEMAKER_RETRY_WAITS)
+    deletion = float(AWS_DELETE_ENDPOINT_RETRY_WAITS)
     return PhaseBounds(
         where="aws",
-        deploy=retries + (stack.max_polls + 1) * stack.poll_seconds,
+        deploy=AWS_CREATE_ENDPOINT_RETRY_WAITS + (stack.max_polls + 1) * stack.poll_seconds,
         smoke=(AWS_LAMBDA_RETRIES + 1) * aws_smoke_try_seconds(len(bench.payloads))
         + AWS_LAMBDA_RETRY_WAITS,
         warm_up=float(stack.loadgen_startup_seconds),
         load=float(int(bench.load.max_seconds) + AWS_ECS_RETRY_WAITS),
-        cleanup=retries,
-        failed_deploy_cleanup=retries + stack.max_polls * stack.poll_seconds,
+        cleanup=deletion,
+        failed_deploy_cleanup=deletion + stack.max_polls * stack.poll_seconds,
     )
 
 

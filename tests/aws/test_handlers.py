@@ -146,8 +146,10 @@ def test_example_input_validates_locally():
 @pytest.fixture
 def deployed(validate, make_input, patched_services):
     """A planned item whose endpoint exists in moto (created directly, not by the ASL)."""
-    def deploy(instance_type: str = "ml.c5.xlarge", accept: str | None = "application/json"):
-        payloads = [{"path": "payloads/cat.jpg", "content_type": "image/jpeg", "accept": accept}]
+    def deploy(instance_type: str = "ml.c5.xlarge", accept: str | None = "application/json",
+               more: list[dict[str, Any]] | None = None):
+        payloads = [{"path": "payloads/cat.jpg", "content_type": "image/jpeg", "accept": accept},
+                    *(more or [])]
         plan = validate(make_input(instance_type, payloads=payloads))
         item = plan["items"][0]
         sagemaker = boto3.client("sagemaker", region_name="us-east-1")
@@ -169,7 +171,77 @@ def deployed(validate, make_input, patched_services):
 
 def test_smoke_test_passes_on_a_healthy_endpoint(deployed, call):
     result = call("smoke_test", deployed())
-    assert result["content_type"] == "application/json" and result["response_bytes"] > 0
+    assert result["payloads"] == 1 and result["content_types"] == ["application/json"]
+    assert result["response_bytes"][0] > 0
+
+
+def test_smoke_test_sends_every_payload_and_names_the_one_that_fails(
+    deployed, call, s3, patched_services
+):
+    s3.put_object(Bucket="rightsizer-results-test", Key="payloads/dog.jpg", Body=b"dog bytes")
+    event = deployed(more=[{"path": "payloads/dog.jpg", "content_type": "image/jpeg",
+                            "accept": "image/png"}])
+    with pytest.raises(SmokeTestFailed, match=r"payloads\[1\]: the endpoint answered with "
+                       "Content-Type 'application/json', but the payload asks for 'image/png'"):
+        _smoke(event, seconds_left=900)  # the Timeout template.yaml should give the function
+    assert patched_services.smoke_bodies[-1] == b"dog bytes"
+
+
+def test_smoke_test_stops_before_a_payload_its_time_cannot_hold(deployed, patched_services):
+    event = deployed(more=[{"path": "payloads/cat.jpg", "content_type": "image/jpeg"}])
+    with pytest.raises(SmokeTestFailed, match=r"payloads\[1\]: not sent: 79 s of the smoke "
+                       "test's time are left and an answer may take 80 s"):
+        _smoke(event, seconds_left=84)
+    assert len(patched_services.smoke_calls) == 1
+
+
+def _smoke(event: dict[str, Any], seconds_left: float) -> dict[str, Any]:
+    """The handler's work with a Lambda that has ``seconds_left`` (conftest's context: 60 s)."""
+    from rightsizer.aws.events import SmokeTestEvent
+    from rightsizer.aws.smoke import run_smoke_test, runtime_client
+
+    return run_smoke_test(SmokeTestEvent.model_validate(event),
+                          runtime=runtime_client("us-east-1"),
+                          s3=boto3.client("s3", region_name="us-east-1"),
+                          seconds_left=lambda: seconds_left)
+
+
+def test_the_runtime_client_makes_one_attempt(monkeypatch):
+    """botocore's max_attempts 1 would be two tries; a 503 must reach the smoke test at once."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from botocore.exceptions import ClientError
+
+    from rightsizer.aws.smoke import runtime_client
+
+    requests: list[str] = []
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    original = boto3.client
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: original(
+        *a, endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", **k))
+    try:
+        with pytest.raises(ClientError):
+            runtime_client("us-east-1").invoke_endpoint(EndpointName="e", Body=b"x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(requests) == 1
 
 
 def test_smoke_test_reports_the_models_own_error(deployed, call, patched_services):
