@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from rightsizer.aws.start import StartError, download_report, find_stack, follow, start_run
 
@@ -110,3 +111,174 @@ def test_module_command_reports_a_failed_run(deployed, stack, payload, tmp_path,
                  "--poll-seconds", "0.05"])
     assert code == 1
     assert "NoInstanceTypeSucceeded" in capsys.readouterr().err
+
+
+# --- what AWS answers that the harness does not: paging, refusals, missing region ---------------
+
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:rightsizer-rightsize:long-run"
+
+
+def history_event(event_id: int) -> dict:
+    return {"id": event_id, "type": "TaskStateEntered", "previousEventId": event_id - 1,
+            "timestamp": datetime(2026, 11, 25, 19, 44, tzinfo=UTC),
+            "stateEnteredEventDetails": {"name": f"State{event_id}"}}
+
+
+def newest_first(first: int, last: int) -> list[dict]:
+    return [history_event(event_id) for event_id in range(last, first - 1, -1)]
+
+
+def test_follow_reads_a_history_longer_than_one_page_and_then_only_what_is_new():
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    query = {"executionArn": EXECUTION_ARN, "reverseOrder": True,
+             "includeExecutionData": False, "maxResults": 1000}
+    with Stubber(sfn) as stub:
+        # First poll: 1,500 events, newest first, in two pages of at most 1,000.
+        stub.add_response("get_execution_history",
+                          {"events": newest_first(501, 1500), "nextToken": "page-2"}, query)
+        stub.add_response("get_execution_history", {"events": newest_first(1, 500)},
+                          {**query, "nextToken": "page-2"})
+        stub.add_response("describe_execution", running_description(), {
+            "executionArn": EXECUTION_ARN})
+        # Second poll: the newest page already reaches what was seen, so no second page.
+        stub.add_response("get_execution_history",
+                          {"events": newest_first(503, 1502), "nextToken": "page-2"}, query)
+        stub.add_response("describe_execution", {**running_description(), "status": "SUCCEEDED",
+                                                 "stopDate": datetime(2026, 11, 25, tzinfo=UTC)},
+                          {"executionArn": EXECUTION_ARN})
+        lines: list[str] = []
+        described = follow(EXECUTION_ARN, sfn=sfn, progress=lines.append, poll_seconds=0,
+                           sleep=lambda _s: None)
+        stub.assert_no_pending_responses()
+    assert described["status"] == "SUCCEEDED"
+    assert lines == [f"19:44:00 State{event_id}" for event_id in range(1, 1503)]
+
+
+def running_description() -> dict:
+    return {"executionArn": EXECUTION_ARN, "status": "RUNNING",
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:rightsizer-"
+                               "rightsize",
+            "startDate": datetime(2026, 11, 25, 19, 44, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize("status",
+                         ["ROLLBACK_COMPLETE", "CREATE_IN_PROGRESS", "REVIEW_IN_PROGRESS"])
+def test_a_stack_that_never_finished_deploying_is_named_with_its_status(status):
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    with Stubber(cfn) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [{
+            "StackName": "rightsizer", "StackStatus": status,
+            "CreationTime": datetime(2026, 11, 25, tzinfo=UTC)}]}, {"StackName": "rightsizer"})
+        with pytest.raises(StartError, match=f"'rightsizer' is {status}: it never finished "
+                                             "deploying; .* deploy again"):
+            find_stack("rightsizer", cfn)
+
+
+def test_a_stack_that_cannot_be_read_is_not_called_missing():
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    with Stubber(cfn) as stub:
+        stub.add_client_error("describe_stacks", "AccessDenied", "User is not authorized to "
+                              "perform: cloudformation:DescribeStacks", 403)
+        with pytest.raises(StartError, match="cannot describe stack 'rightsizer' in us-east-1: "
+                                             "AccessDenied: User is not authorized"):
+            find_stack("rightsizer", cfn)
+
+
+def test_a_missing_stack_names_the_region_it_was_looked_for_in(moto_aws):
+    cfn = boto3.client("cloudformation", region_name="eu-west-1")
+    with pytest.raises(StartError, match="'missing' not found in eu-west-1: deploy it "
+                                         r"\(sam deploy\) or pass the --region it is in"):
+        find_stack("missing", cfn)
+
+
+@pytest.fixture
+def small_stack(moto_aws):
+    """A bucket and a one-state machine in moto: enough to start executions."""
+    from rightsizer.aws.start import Stack
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="rightsizer-results-small")
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    machine = sfn.create_state_machine(
+        name="rightsizer-rightsize", roleArn="arn:aws:iam::123456789012:role/sfn",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+    )["stateMachineArn"]
+    return Stack("rightsizer", machine, "rightsizer-results-small"), sfn, s3
+
+
+def inline_input(tmp_path: Path, body: str = "{}", name: str = "digits") -> Path:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps({
+        "name": name, "model": {"kind": "existing", "name": "my-model"},
+        "instance_types": ["ml.c5.xlarge"], "traffic": {"min_rps": 1, "max_rps": 2},
+        "payloads": [{"body": body, "content_type": "application/json"}]}))
+    return path
+
+
+def test_a_reused_execution_name_says_to_pass_another(small_stack, tmp_path):
+    stack, sfn, s3 = small_stack
+    start_run(inline_input(tmp_path), stack, sfn=sfn, s3=s3, execution_name="nightly")
+    with pytest.raises(StartError, match=r"an execution named 'nightly' already exists on .*"
+                                         r"pass another --name"):
+        start_run(inline_input(tmp_path, body='{"x": 1}'), stack, sfn=sfn, s3=s3,
+                  execution_name="nightly")
+
+
+def test_a_state_machine_that_is_gone_says_to_deploy_again(small_stack, tmp_path):
+    stack, sfn, s3 = small_stack
+    sfn.delete_state_machine(stateMachineArn=stack.state_machine_arn)
+    with pytest.raises(StartError, match="state machine .* of stack 'rightsizer' is gone or "
+                                         r"being deleted \(StateMachineDoesNotExist\): deploy"):
+        start_run(inline_input(tmp_path), stack, sfn=sfn, s3=s3)
+
+
+def test_an_execution_name_validate_would_refuse_is_refused_before_anything_starts(
+        small_stack, tmp_path):
+    stack, sfn, s3 = small_stack
+    with pytest.raises(StartError, match=r"execution name 'nightly\(1\)': use 1-80 letters"):
+        start_run(inline_input(tmp_path), stack, sfn=sfn, s3=s3, execution_name="nightly(1)")
+    assert sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"] == []
+
+
+def test_an_input_over_step_functions_256_kib_is_refused_before_anything_starts(small_stack,
+                                                                                 tmp_path):
+    stack, sfn, s3 = small_stack
+    big = json.dumps({"pixels": "0" * 300_000})
+    with pytest.raises(StartError, match="is 293 KiB; Step Functions takes at most 256 KiB"):
+        start_run(inline_input(tmp_path, body=big), stack, sfn=sfn, s3=s3)
+    assert sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"] == []
+
+
+def test_a_payload_that_cannot_be_uploaded_names_the_bucket(small_stack, tmp_path, make_input):
+    from rightsizer.aws.start import Stack
+
+    stack, sfn, s3 = small_stack
+    (tmp_path / "payloads").mkdir()
+    (tmp_path / "payloads" / "x.json").write_text("{}")
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(make_input("ml.c5.xlarge", payloads=[
+        {"path": "payloads/x.json", "content_type": "application/json"}])))
+    gone = Stack("rightsizer", stack.state_machine_arn, "rightsizer-results-deleted")
+    with pytest.raises(StartError, match=r"payloads\[0\]\.path: cannot upload .*x.json to "
+                                         "s3://rightsizer-results-deleted/payloads/x.json"):
+        start_run(path, gone, sfn=sfn, s3=s3)
+    assert sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"] == []
+
+
+def test_a_report_that_is_not_there_is_a_start_error(small_stack, tmp_path):
+    _, _, s3 = small_stack
+    with pytest.raises(StartError, match=r"cannot download s3://rightsizer-results-small/runs/r/"
+                                         r"report\.html: 404"):
+        download_report({"report_uri": "s3://rightsizer-results-small/runs/r/report.html"}, s3,
+                        tmp_path / "report.html")
+
+
+def test_module_command_without_a_region_says_how_to_give_one(tmp_path, monkeypatch, capsys):
+    from rightsizer.aws.start import main
+
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    code = main([str(inline_input(tmp_path)), "--stack", "rightsizer"])
+    assert code == 2
+    assert "no AWS region: pass --region or set AWS_REGION" in capsys.readouterr().err

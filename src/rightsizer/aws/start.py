@@ -1,6 +1,7 @@
 """Start a benchmark on a deployed stack, follow it, fetch its report (``rightsizer start``).
 
-``start_run`` checks the input with the schema first (a typo costs nothing), uploads payload
+``start_run`` checks the input with the schema and the execution name first (a typo costs
+nothing), uploads payload
 files that the input names by relative path to the stack's bucket (``payloads/x.jpg`` next to the
 input file becomes ``s3://<bucket>/payloads/x.jpg``, as the state machine reads it), and starts an
 execution. ``follow`` polls until the execution ends; ``download_report`` copies report.html.
@@ -17,11 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from pydantic import ValidationError
 
+from rightsizer.aws.validate import EXECUTION_NAME
 from rightsizer.schema import S3_URI, BenchmarkInput, format_errors
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+HISTORY_PAGE = 1000  # the most GetExecutionHistory returns at once; a history holds up to 25,000
+MAX_INPUT_BYTES = 256 * 1024  # Step Functions' limit on an execution's input
+# A stack in one of these never finished a deployment: its outputs are missing or stale.
+UNDEPLOYED = {"CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED",
+              "ROLLBACK_COMPLETE", "DELETE_IN_PROGRESS", "DELETE_FAILED", "DELETE_COMPLETE",
+              "REVIEW_IN_PROGRESS"}
 
 
 class StartError(RuntimeError):
@@ -36,10 +46,25 @@ class Stack:
 
 
 def find_stack(stack_name: str, cfn: Any) -> Stack:
+    region = cfn.meta.region_name
     try:
         described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except Exception as exc:
-        raise StartError(f"stack {stack_name!r} not found in this region: {exc}") from None
+    except ClientError as exc:
+        # CloudFormation answers ValidationError for a missing stack and for a malformed name
+        # alike; only the message ("Stack with id X does not exist") tells them apart.
+        if _code(exc) == "ValidationError" and "does not exist" in _message(exc):
+            raise StartError(
+                f"stack {stack_name!r} not found in {region}: deploy it (sam deploy) or pass "
+                "the --region it is in"
+            ) from None
+        raise StartError(f"cannot describe stack {stack_name!r} in {region}: {_describe(exc)}"
+                         ) from None
+    status = described.get("StackStatus", "")
+    if status in UNDEPLOYED:
+        raise StartError(
+            f"stack {stack_name!r} is {status}: it never finished deploying; wait for it, or "
+            "delete it and deploy again (sam deploy)"
+        )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     missing = {"StateMachineArn", "ResultsBucketName"} - set(outputs)
     if missing:
@@ -61,15 +86,44 @@ def start_run(
 ) -> str:
     """Check the input, upload its local payload files, start an execution; its ARN."""
     path = Path(input_path)
+    raw, bench = _read_input(path)
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    name = execution_name or f"{bench.name}-{stamp}"
+    if not EXECUTION_NAME.match(name):
+        raise StartError(
+            f"execution name {name!r}: use 1-80 letters, digits, '-' and '_' (Step Functions "
+            "allows more, but SageMaker tags, which find what the run created, do not)"
+        )
+    document = json.dumps(raw)
+    if len(document.encode()) > MAX_INPUT_BYTES:
+        raise StartError(
+            f"{path} is {len(document.encode()) // 1024} KiB; Step Functions takes at most "
+            "256 KiB of input: move large inline payload bodies into files"
+        )
+    _upload_payloads(path, bench, stack, s3)
+    try:
+        arn: str = sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn, name=name, input=document
+        )["executionArn"]
+    except ClientError as exc:
+        raise StartError(_start_refused(exc, name, stack)) from None
+    return arn
+
+
+def _read_input(path: Path) -> tuple[Any, BenchmarkInput]:
     try:
         raw = json.loads(path.read_text())
-        bench = BenchmarkInput.model_validate(raw)
+        return raw, BenchmarkInput.model_validate(raw)
     except OSError as exc:
         raise StartError(f"cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise StartError(f"{path} is not JSON: {exc}") from None
     except ValidationError as exc:
         raise StartError(f"{path}:\n{format_errors(exc)}") from None
+
+
+def _upload_payloads(path: Path, bench: BenchmarkInput, stack: Stack, s3: Any) -> None:
+    """Upload payload files named by relative path to the same key in the stack's bucket."""
     for index, payload in enumerate(bench.payloads):
         if payload.path is None or S3_URI.match(payload.path):
             continue
@@ -79,13 +133,37 @@ def start_run(
                 f"payloads[{index}].path: {local} does not exist; on AWS the path is a key in "
                 f"s3://{stack.bucket}/, uploaded from beside the input file"
             )
-        s3.upload_file(str(local), stack.bucket, payload.path.lstrip("/"),
-                       ExtraArgs={"ContentType": payload.content_type})
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    name = execution_name or f"{bench.name}-{stamp}"
-    return sfn.start_execution(
-        stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(raw)
-    )["executionArn"]
+        key = payload.path.lstrip("/")
+        try:
+            s3.upload_file(str(local), stack.bucket, key,
+                           ExtraArgs={"ContentType": payload.content_type})
+        except (S3UploadFailedError, ClientError) as exc:
+            raise StartError(
+                f"payloads[{index}].path: cannot upload {local} to s3://{stack.bucket}/{key} "
+                f"({exc}): check that the stack {stack.name!r} still has its bucket and that "
+                "your credentials may s3:PutObject there"
+            ) from None
+
+
+def _start_refused(exc: ClientError, name: str, stack: Stack) -> str:
+    """What StartExecution's error means for the user, and what to do about it."""
+    code, machine = _code(exc), stack.state_machine_arn
+    if code == "ExecutionAlreadyExists":
+        return (f"an execution named {name!r} already exists on {machine} (names stay taken "
+                "for 90 days after an execution ends): pass another --name")
+    if code == "InvalidName":
+        return f"execution name {name!r} refused by Step Functions ({_message(exc)}): --name"
+    if code in {"StateMachineDoesNotExist", "StateMachineDeleting"}:
+        return (f"the state machine {machine} of stack {stack.name!r} is gone or being deleted "
+                f"({code}): deploy the stack again (sam deploy)")
+    if code == "ExecutionLimitExceeded":
+        return f"{machine} has too many running executions: wait for some to end"
+    if code == "InvalidExecutionInput":
+        return f"Step Functions refused the input: {_message(exc)}"
+    if code in {"AccessDeniedException", "AccessDenied"}:
+        return (f"not allowed to start {machine}: your credentials need states:StartExecution "
+                f"on it ({_message(exc)})")
+    return f"cannot start an execution of {machine}: {_describe(exc)}"
 
 
 def follow(
@@ -98,23 +176,39 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Poll until the execution ends; report each new state entered. The final description."""
-    seen = 0
+    last_seen = 0
     started = time.monotonic()
     while True:
-        history = sfn.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, reverseOrder=False
-        )["events"]
-        for event in history[seen:]:
+        for event in _events_after(last_seen, execution_arn, sfn):
             entered = event.get("stateEnteredEventDetails")
             if entered:
                 progress(f"{event['timestamp']:%H:%M:%S} {entered['name']}")
-        seen = len(history)
-        described = sfn.describe_execution(executionArn=execution_arn)
+            last_seen = event["id"]
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] in FINAL:
             return described
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise StartError(f"{execution_arn} still {described['status']}; stopped following")
         sleep(poll_seconds)
+
+
+def _events_after(last_seen: int, execution_arn: str, sfn: Any) -> list[dict[str, Any]]:
+    """The history's events with an id above ``last_seen``, oldest first.
+
+    Pages are read newest first and only until a page reaches ``last_seen``, so each poll of a
+    long execution reads what is new, not the whole history again.
+    """
+    new: list[dict[str, Any]] = []
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, reverseOrder=True, includeExecutionData=False,
+        PaginationConfig={"PageSize": HISTORY_PAGE},
+    )
+    for page in pages:
+        events = page.get("events", [])
+        new.extend(event for event in events if event["id"] > last_seen)
+        if any(event["id"] <= last_seen for event in events):
+            break
+    return sorted(new, key=lambda event: int(event["id"]))
 
 
 def download_report(output: dict[str, Any], s3: Any, destination: str | Path) -> Path:
@@ -123,8 +217,23 @@ def download_report(output: dict[str, Any], s3: Any, destination: str | Path) ->
         raise StartError("the execution's output has no report_uri")
     target = Path(destination)
     target.parent.mkdir(parents=True, exist_ok=True)
-    s3.download_file(match["bucket"], match["key"], str(target))
+    try:
+        s3.download_file(match["bucket"], match["key"], str(target))
+    except ClientError as exc:
+        raise StartError(f"cannot download {match[0]}: {_describe(exc)}") from None
     return target
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def _describe(exc: ClientError) -> str:
+    return f"{_code(exc)}: {_message(exc)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,13 +257,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    session = boto3.Session(region_name=args.region)
-    sfn, s3 = session.client("stepfunctions"), session.client("s3")
     try:
+        session = boto3.Session(region_name=args.region)
+        sfn, s3 = session.client("stepfunctions"), session.client("s3")
         stack = find_stack(args.stack, session.client("cloudformation"))
         arn = start_run(args.input, stack, sfn=sfn, s3=s3, execution_name=args.name)
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NoRegionError:
+        print("error: no AWS region: pass --region or set AWS_REGION", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print("error: no AWS credentials: configure them (aws configure, AWS_PROFILE or "
+              "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", file=sys.stderr)
         return 2
     print(f"started {arn}")
     if not args.wait:
@@ -166,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     output = json.loads(described["output"])
     target = args.report or f"results/runs/{output['run_id']}/report.html"
-    report = download_report(output, s3, target)
+    try:
+        report = download_report(output, s3, target)
+    except StartError as exc:
+        print(f"error: the run succeeded but {exc}", file=sys.stderr)
+        return 1
     best = output.get("recommended")
     if best:
         print(f"recommended: {best['instance_type']} x{best['instance_count_at_min']}"
