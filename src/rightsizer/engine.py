@@ -29,16 +29,17 @@ from rightsizer.schema import LoadSettings, Objective
 from rightsizer.search_controller import MAX_COOL_DOWN_SECONDS as MAX_COOL_DOWN_SECONDS
 from rightsizer.search_controller import (
     Bounds,
+    Progress,
     SearchController,
     StepOutcome,
     StepPlan,
     StepSearchPolicy,
+    StopCheck,
 )
 from rightsizer.summary import TypeSummary
 
-Progress = Callable[[str], None]
 # Why the target can no longer be load-tested (its process died, it stopped answering), or None.
-TargetHealth = Callable[[], str | None]
+TargetHealth = StopCheck
 WARM_UP_MAX_SECONDS = 60.0
 # The old notebook: `locust -u 4000 -r 2`.
 LEGACY_USERS, LEGACY_SPAWN_RATE = 4000, 2.0
