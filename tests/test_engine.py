@@ -1,4 +1,5 @@
-"""The load engine against real servers on loopback: real Locust, real HTTP, real timing.
+"""The load engine against real servers on loopback: real Locust, real HTTP, real timing
+(and its thin step runner against recorded samples).
 
 Tolerances here are loose (15%) because these 2-core machines are noisy; the tight accuracy
 targets are measured by benchmarks/capacity_accuracy.py, not asserted in unit tests.
@@ -9,14 +10,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from rightsizer.cli import main
-from rightsizer.engine import find_max_rate
-from rightsizer.loadgen.processes import LoadGenerator, LoadGeneratorError
+from rightsizer.engine import GeneratorRunner, find_max_rate
+from rightsizer.loadgen.processes import (
+    SAMPLE_COLUMNS,
+    LoadGenerator,
+    LoadGeneratorError,
+    StepSamples,
+)
 from rightsizer.loadgen.target import HttpTarget, SageMakerTarget
 from rightsizer.payloads import LoadedPayload
 from rightsizer.schema import LoadSettings, Objective
+from rightsizer.search_controller import StepPlan
 
 PAYLOAD = [LoadedPayload(b'{"x": 1}', "application/json", None, 1.0)]
 STEP_FIELDS = {
@@ -119,3 +128,52 @@ def test_a_worker_that_cannot_start_says_why_in_the_parent(
     target = SageMakerTarget("ep", "us-east-1", "http://127.0.0.1:9")
     with pytest.raises(LoadGeneratorError, match="failed to start: no AWS credentials"):
         LoadGenerator(target, PAYLOAD, start_timeout=60)
+
+
+class RecordedGenerator:
+    """Stands in for ``LoadGenerator.step``: every request of the first second fails (HTTP 500),
+    the rest succeed in 10 ms; ``lost`` requests are left unanswered."""
+
+    def __init__(self, lost: int = 0) -> None:
+        self.lost = lost
+        self.calls: list[tuple[float, float, float]] = []
+
+    def step(self, rate: float, seconds: float, drain: float) -> StepSamples:
+        self.calls.append((rate, seconds, drain))
+        start = 100.0
+        rows = []
+        for i in range(int(rate * seconds)):
+            at = start + i / rate
+            ok = at >= start + 1
+            rows.append((at, at, 10.0, ok, 200 if ok else 500, None if ok else "HTTP 500: cold"))
+        return StepSamples(
+            target_rps=rate,
+            start=start,
+            end=start + seconds,
+            requests=pd.DataFrame(rows, columns=SAMPLE_COLUMNS),
+            unanswered=np.full(self.lost, start + seconds - 0.5),
+            sent=int(rate * seconds) + self.lost,
+            worker_cpu=[0.2],
+        )
+
+
+def test_the_runner_judges_only_after_the_plans_warm_up_and_drains_half_a_step() -> None:
+    generator = RecordedGenerator()
+    runner = GeneratorRunner(generator, Objective(), request_timeout=60)
+    outcome = runner.run_step(StepPlan(rate=50, seconds=6, warmup_seconds=1))
+    assert generator.calls == [(50, 6, 3.0)]
+    assert outcome.result.passed, outcome.result.reasons  # the failing first second is discarded
+    assert outcome.result.requests == 250 and outcome.unanswered == 0
+    assert not outcome.generator_limited and outcome.achieved_rps == pytest.approx(50, rel=0.01)
+    judged_from_start = runner.run_step(StepPlan(rate=50, seconds=6, warmup_seconds=0))
+    assert not judged_from_start.result.passed
+    assert judged_from_start.result.reasons[-1] == "HTTP 500: cold (x50)"  # top errors added
+
+
+def test_the_runner_counts_abandoned_requests_and_caps_the_drain() -> None:
+    generator = RecordedGenerator(lost=40)
+    runner = GeneratorRunner(generator, Objective(), request_timeout=2.5)
+    outcome = runner.run_step(StepPlan(rate=20, seconds=10, warmup_seconds=2))
+    assert generator.calls == [(20, 10, 2.5)]
+    assert outcome.unanswered == 40 and not outcome.result.passed
+    assert "40 requests still unanswered when the step ended" in outcome.result.reasons

@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from rightsizer.analysis import judge_step, top_errors
-from rightsizer.loadgen.processes import LoadGenerator
+from rightsizer.loadgen.processes import LoadGenerator, StepSamples
 from rightsizer.loadgen.target import Target
 from rightsizer.payloads import LoadedPayload
 from rightsizer.schema import LoadSettings, Objective
@@ -134,11 +135,17 @@ def _warm_up(
     return 1000.0 / float(ok_latency.tail(10).median())
 
 
+class StepSampler(Protocol):
+    """What the runner needs of the load generator (``LoadGenerator`` is one)."""
+
+    def step(self, rate: float, seconds: float, drain: float) -> StepSamples: ...
+
+
 class GeneratorRunner:
     """The controller's ``StepRunner`` on the Locust workers: run a plan, judge its samples."""
 
     def __init__(
-        self, generator: LoadGenerator, objective: Objective, request_timeout: float
+        self, generator: StepSampler, objective: Objective, request_timeout: float
     ) -> None:
         self._generator = generator
         self._objective = objective
