@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import Fault, Scenario, Stack
+from harness import Fault, Scenario, Stack
 
 FAULTY = "ml.c5.xlarge"
 HEALTHY = "ml.m5.xlarge"
@@ -296,7 +296,7 @@ def test_execution_timed_out_mid_map_is_cleaned_up_by_the_janitor(stack, payload
 
 
 def test_execution_bound_is_the_one_validate_checks():
-    from conftest import ASL_PATH
+    from harness import ASL_PATH
 
     from rightsizer.cost import AWS_EXECUTION_TIMEOUT_SECONDS
 
