@@ -45,3 +45,10 @@ def boolean(env: Mapping[str, str], key: str, default: bool) -> bool:
     if raw not in ("true", "false"):
         raise EnvError(f"{key}={raw!r} must be 'true' or 'false'")
     return raw == "true"
+
+
+def s3_uri(env: Mapping[str, str], key: str) -> str:
+    value = required(env, key)
+    if not value.startswith("s3://"):
+        raise EnvError(f"{key}={value!r} is not an s3:// URI")
+    return value

@@ -52,8 +52,8 @@ def test_validate_plans_one_item_per_type_and_writes_the_run_folder(validate, ma
         env = {e["Name"]: e["Value"] for e in item["loadgen"]["environment"]}
         assert env["RIGHTSIZER_ENDPOINT_NAME"] == name
         assert env["RIGHTSIZER_INSTANCE_TYPE"] == item["instance_type"]
-        assert json.loads(env["RIGHTSIZER_PAYLOADS"])[0]["path"] == item["smoke_payload"]["uri"]
-        assert item["smoke_payload"]["uri"] == f"{run['run_uri']}payloads/0"
+        assert json.loads(env["RIGHTSIZER_PAYLOADS"])[0]["path"] == run["payloads"][0]["path"]
+    assert run["payloads"][0]["path"] == f"{run['run_uri']}payloads/0"
     assert len(names) == 2
     assert plan["model"] == {
         "PrimaryContainer": {"ModelPackageName": make_input()["model"]["arn"]},

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rightsizer.schema import Payload
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -40,6 +42,10 @@ class RunContext(_Event):
     name_prefix: str
     concurrency: int
     worst_case_cost_usd: float | None = None
+    payloads: list[Payload] = Field(
+        default_factory=list,
+        description="The sample payloads (copies in the run's folder), for the smoke test.",
+    )
     notes: list[str] = Field(default_factory=list)
 
 
@@ -47,12 +53,6 @@ class ItemNames(_Event):
     model: str
     endpoint_config: str
     endpoint: str
-
-
-class PayloadRef(_Event):
-    uri: str
-    content_type: str
-    accept: str | None = None
 
 
 class Poll(_Event):
@@ -78,7 +78,6 @@ class MapItem(_Event):
     )
     tags: list[dict[str, str]]
     poll: Poll
-    smoke_payload: PayloadRef
     loadgen: LoadgenTask
 
 

@@ -30,16 +30,16 @@ import tempfile
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from rightsizer.aws.scratch import ScratchNotWritable, ensure_writable, scratch_dir
+from rightsizer.env import EnvError, integer, required, s3_uri
 from rightsizer.schema import LoadSettings, Objective, Payload, format_errors
 from rightsizer.store import SUMMARY, S3RunStore, write_summary
-from rightsizer.summary import TypeSummary
+from rightsizer.summary import TypeSummary, failed_summary
 
 log = logging.getLogger("rightsizer.loadgen_task")
 
@@ -71,15 +71,15 @@ class TaskParams:
 
 def params_from_env(env: Mapping[str, str] | None = None) -> TaskParams:
     env = os.environ if env is None else env
+    try:
+        return _params(env)
+    except EnvError as exc:
+        raise TaskParameterError(str(exc)) from None
 
-    def need(key: str) -> str:
-        value = env.get(key, "").strip()
-        if not value:
-            raise TaskParameterError(f"{key} is not set")
-        return value
 
+def _params(env: Mapping[str, str]) -> TaskParams:
     def model(key: str, parse: Callable[[str], Any]) -> Any:
-        raw = need(key)
+        raw = required(env, key)
         try:
             return parse(raw)
         except ValidationError as exc:
@@ -87,38 +87,23 @@ def params_from_env(env: Mapping[str, str] | None = None) -> TaskParams:
         except ValueError as exc:
             raise TaskParameterError(f"{key}: not valid JSON ({exc})") from None
 
-    def integer(key: str, default: int | None = None) -> int:
-        raw = env.get(key, "").strip()
-        if not raw and default is not None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise TaskParameterError(f"{key}={raw!r} is not an integer") from None
-        if value < 1:
-            raise TaskParameterError(f"{key}={value} must be at least 1")
-        return value
-
     payloads = model(
         "RIGHTSIZER_PAYLOADS",
         lambda raw: TypeAdapter(list[Payload]).validate_json(raw),
     )
     if not payloads:
         raise TaskParameterError("RIGHTSIZER_PAYLOADS: the list is empty")
-    results_uri = need("RIGHTSIZER_RESULTS_URI")
-    if not results_uri.startswith("s3://"):
-        raise TaskParameterError(f"RIGHTSIZER_RESULTS_URI={results_uri!r} is not an s3:// URI")
     return TaskParams(
-        endpoint_name=need("RIGHTSIZER_ENDPOINT_NAME"),
-        region=need("RIGHTSIZER_REGION"),
-        instance_type=need("RIGHTSIZER_INSTANCE_TYPE"),
-        instance_count=integer("RIGHTSIZER_INSTANCE_COUNT", 1),
-        results_uri=results_uri,
-        run_id=need("RIGHTSIZER_RUN_ID"),
+        endpoint_name=required(env, "RIGHTSIZER_ENDPOINT_NAME"),
+        region=required(env, "RIGHTSIZER_REGION"),
+        instance_type=required(env, "RIGHTSIZER_INSTANCE_TYPE"),
+        instance_count=integer(env, "RIGHTSIZER_INSTANCE_COUNT", 1, minimum=1),
+        results_uri=s3_uri(env, "RIGHTSIZER_RESULTS_URI"),
+        run_id=required(env, "RIGHTSIZER_RUN_ID"),
         objective=model("RIGHTSIZER_OBJECTIVE", Objective.model_validate_json),
         load=model("RIGHTSIZER_LOAD", LoadSettings.model_validate_json),
         payloads=payloads,
-        processes=integer("RIGHTSIZER_PROCESSES", os.cpu_count() or 1),
+        processes=integer(env, "RIGHTSIZER_PROCESSES", os.cpu_count() or 1, minimum=1),
         endpoint_url=env.get("RIGHTSIZER_RUNTIME_ENDPOINT_URL") or None,
     )
 
@@ -190,14 +175,7 @@ def record_failure(params: TaskParams, reason: str, s3: Any = None) -> None:
         store = S3RunStore(params.results_uri, params.run_id, s3)
         write_summary(
             store,
-            TypeSummary(
-                instance_type=params.instance_type,
-                instance_count=params.instance_count,
-                status="failed",
-                failed_stage="load_test",
-                reason=reason[:2000],
-                finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            ),
+            failed_summary(params.instance_type, params.instance_count, "load_test", reason),
         )
     except Exception:
         log.exception("could not upload the failed summary")

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from botocore.config import Config
 
 from rightsizer.aws.scratch import ScratchNotWritable, ensure_writable
+from rightsizer.env import EnvError, required, s3_uri
 from rightsizer.store import S3RunStore
 
 log = logging.getLogger("rightsizer.preflight")
@@ -61,23 +62,15 @@ class CheckResult:
 
 
 def preflight_params_from_env(env: Mapping[str, str]) -> PreflightParams:
-    def need(key: str) -> str:
-        value = env.get(key, "").strip()
-        if not value:
-            raise PreflightParameterError(f"{key} is not set")
-        return value
-
-    results_uri = need("RIGHTSIZER_RESULTS_URI")
-    if not results_uri.startswith("s3://"):
-        raise PreflightParameterError(
-            f"RIGHTSIZER_RESULTS_URI={results_uri!r} is not an s3:// URI"
+    try:
+        return PreflightParams(
+            results_uri=s3_uri(env, "RIGHTSIZER_RESULTS_URI"),
+            run_id=required(env, "RIGHTSIZER_RUN_ID"),
+            region=required(env, "RIGHTSIZER_REGION"),
+            endpoint_url=env.get("RIGHTSIZER_RUNTIME_ENDPOINT_URL") or None,
         )
-    return PreflightParams(
-        results_uri=results_uri,
-        run_id=need("RIGHTSIZER_RUN_ID"),
-        region=need("RIGHTSIZER_REGION"),
-        endpoint_url=env.get("RIGHTSIZER_RUNTIME_ENDPOINT_URL") or None,
-    )
+    except EnvError as exc:
+        raise PreflightParameterError(str(exc)) from None
 
 
 def check_scratch(folder: Path) -> CheckResult:

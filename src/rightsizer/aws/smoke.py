@@ -1,8 +1,8 @@
 """The smoke test on AWS: ``InvokeEndpoint`` with every sample payload, under the rules of
 ``rightsizer.smoke`` (the same as the local run's).
 
-The payloads are the ones the load generator will send (its ``RIGHTSIZER_PAYLOADS``, copies in
-the run's folder), read with one S3 client whose timeouts are bounded. Each payload is invoked
+The payloads are the ones the load generator will send (the run's copies in its folder), read
+with one S3 client whose timeouts are bounded. Each payload is invoked
 once (no SDK retry: a smoke test reports the endpoint's first answer, it does not hide it) and
 only while the Lambda still has time for a whole answer, so the function fails saying why rather
 than being cut off by its Timeout. A ``ModelError`` is the model's own answer: its original
@@ -15,11 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from rightsizer.aws.events import MapItem, SmokeTestEvent
+from rightsizer.aws.events import RunContext, SmokeTestEvent
 from rightsizer.payloads import LoadedPayload, PayloadError, load_payloads
-from rightsizer.schema import Payload
 from rightsizer.smoke import Answer, NoAnswer, SmokeTestFailed, no_answer_within, smoke_test
 
 __all__ = ["SmokeTestFailed", "payload_client", "run_smoke_test", "runtime_client"]
@@ -32,7 +29,6 @@ ANSWER_BOUND_SECONDS = READ_TIMEOUT_SECONDS + CONNECT_TIMEOUT_SECONDS  # one att
 S3_READ_BOUND_SECONDS = 2 * (5 + 15)
 # Kept back from the Lambda's remaining time for logging and returning.
 WRAP_UP_SECONDS = 5
-PAYLOADS_VARIABLE = "RIGHTSIZER_PAYLOADS"
 
 
 def runtime_client(region: str) -> Any:
@@ -68,7 +64,7 @@ def run_smoke_test(
     ``seconds_left``: the Lambda's remaining time (``context.get_remaining_time_in_millis``).
     """
     endpoint = event.item.names.endpoint
-    payloads = _load(event.item, s3)
+    payloads = _load(event.run, s3)
 
     def invoke(payload: LoadedPayload) -> Answer:
         return _invoke(runtime, endpoint, payload)
@@ -82,13 +78,11 @@ def run_smoke_test(
     )
 
 
-def _load(item: MapItem, s3: Any) -> list[LoadedPayload]:
-    """The load generator's payloads (s3:// copies in the run's folder), read now."""
-    raw = next((e["Value"] for e in item.loadgen.environment if e["Name"] == PAYLOADS_VARIABLE), "")
+def _load(run: RunContext, s3: Any) -> list[LoadedPayload]:
+    """The run's payloads (s3:// copies in its folder, as the load generator gets), read now."""
     try:
-        payloads = TypeAdapter(list[Payload]).validate_json(raw)
-        return load_payloads(payloads, s3_client=s3)
-    except (ValidationError, PayloadError) as exc:
+        return load_payloads(run.payloads, s3_client=s3)
+    except PayloadError as exc:
         raise SmokeTestFailed(f"cannot read the sample payloads: {exc}") from None
 
 

@@ -21,7 +21,6 @@ from rightsizer.aws.events import (
     ItemNames,
     LoadgenTask,
     MapItem,
-    PayloadRef,
     Poll,
     RunContext,
     ValidateEvent,
@@ -132,6 +131,7 @@ def plan_run(
         name_prefix=settings.name_prefix,
         concurrency=concurrency,
         worst_case_cost_usd=round(estimate.usd, 2),
+        payloads=payload_refs,
         notes=notes,
     )
     create_model, model_request = _model_request(bench)
@@ -297,7 +297,6 @@ def _item(
 ) -> MapItem:
     name = resource_name(settings.name_prefix, run.execution_name, instance_type)
     model_name = name if create_model else bench.model.name  # type: ignore[union-attr]
-    first = payloads[0]
     environment = loadgen_environment(
         endpoint_name=name,
         region=run.region,
@@ -323,9 +322,6 @@ def _item(
         production_variant=production_variant(bench, instance_type, count, model_name),
         tags=resource_tags(settings.name_prefix, run.execution_arn, run.run_id, instance_type),
         poll=Poll(seconds=settings.poll_seconds, max=settings.max_polls),
-        smoke_payload=PayloadRef(
-            uri=first.path or "", content_type=first.content_type, accept=first.accept
-        ),
         loadgen=LoadgenTask(
             environment=environment,
             timeout_seconds=int(bench.load.max_seconds) + settings.loadgen_startup_seconds,
