@@ -18,6 +18,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rightsizer.aws.errors import sagemaker_not_found
+
 log = logging.getLogger("rightsizer.endpoint_health")
 
 STOPPING_STATUSES = frozenset({"Failed", "OutOfService", "Deleting"})
@@ -31,14 +33,6 @@ def sagemaker_client(region: str) -> Any:
     import boto3
 
     return boto3.client("sagemaker", region_name=region, config=DESCRIBE_CONFIG)
-
-
-def is_gone(error: ClientError) -> bool:
-    """SageMaker answers a missing endpoint with ValidationException 'Could not find endpoint'."""
-    details = error.response.get("Error", {})
-    return details.get("Code") == "ValidationException" and "Could not find endpoint" in str(
-        details.get("Message", "")
-    )
 
 
 def reason_for(endpoint_name: str, described: dict[str, Any]) -> str | None:
@@ -63,7 +57,7 @@ class EndpointHealth:
         try:
             described = self._sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
         except ClientError as exc:
-            if is_gone(exc):
+            if sagemaker_not_found(exc):
                 return f"SageMaker reports endpoint {self.endpoint_name} no longer exists"
             self._log_once(exc)
             return None

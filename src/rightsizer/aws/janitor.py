@@ -24,6 +24,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rightsizer.aws.errors import (
+    describe_error,
+    error_code,
+    error_message,
+    sagemaker_busy,
+    sagemaker_not_found,
+)
 from rightsizer.aws.naming import TAG_EXECUTION_ARN, tag_value
 
 log = logging.getLogger(__name__)
@@ -144,8 +151,8 @@ def _owner(sagemaker: Any, arn: str, name: str, report: JanitorReport) -> str | 
                 if tag["Key"] == TAG_EXECUTION_ARN:
                     return tag_value(tag["Value"])
     except ClientError as exc:
-        if not _is_gone(exc):  # e.g. throttled or denied: it may be ours, so say so
-            report.errors.append(f"tags of {name}: {_describe(exc)}")
+        if not sagemaker_not_found(exc):  # e.g. throttled or denied: it may be ours, so say so
+            report.errors.append(f"tags of {name}: {describe_error(exc)}")
         return None
     return None
 
@@ -159,10 +166,10 @@ def _is_running(owner: str, sfn: Any) -> bool:
     try:
         return bool(sfn.describe_execution(executionArn=owner)["status"] == "RUNNING")
     except ClientError as exc:
-        if _code(exc) == "ExecutionDoesNotExist":
+        if error_code(exc) == "ExecutionDoesNotExist":
             return False  # history expired (90 days) or deleted with its state machine
         log.warning("cannot tell whether %s runs (%s): keeping its resources", owner,
-                    _describe(exc))
+                    describe_error(exc))
         return True
 
 
@@ -174,12 +181,12 @@ def _delete(
     try:
         getattr(sagemaker, kind.deleter)(**{kind.name_key: name})
     except ClientError as exc:
-        if _is_gone(exc):
+        if sagemaker_not_found(exc):
             return  # deleted meanwhile: idempotent
-        if kind.name == "endpoint" and _is_busy(exc):
-            report.waiting.append(f"{name} ({_message(exc)})")
+        if kind.name == "endpoint" and sagemaker_busy(exc):
+            report.waiting.append(f"{name} ({error_message(exc)})")
             return
-        report.errors.append(f"{kind.name} {name}: {_describe(exc)}")
+        report.errors.append(f"{kind.name} {name}: {describe_error(exc)}")
         return
     report.deleted[kind.name].append(name)
 
@@ -199,27 +206,3 @@ def _endpoint_deletable(name: str, resource: dict[str, Any], report: JanitorRepo
     return action is EndpointAction.DELETE
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))
-
-
-def _describe(exc: ClientError) -> str:
-    return f"{_code(exc)}: {_message(exc)}"
-
-
-# SageMaker answers ValidationException both for a resource that does not exist ("Could not
-# find endpoint ...") and for one in a state that forbids the call ("Cannot update in-progress
-# endpoint"), as for malformed requests: only the message tells these apart.
-def _is_gone(exc: ClientError) -> bool:
-    code = _code(exc)
-    if code == "ResourceNotFound":
-        return True
-    return code == "ValidationException" and _message(exc).startswith("Could not find")
-
-
-def _is_busy(exc: ClientError) -> bool:
-    return _code(exc) == "ValidationException" and _message(exc).startswith("Cannot ")

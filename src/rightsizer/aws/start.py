@@ -22,6 +22,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from pydantic import ValidationError
 
+from rightsizer.aws.errors import describe_error, error_code, error_message
 from rightsizer.aws.validate import EXECUTION_NAME
 from rightsizer.schema import S3_URI, BenchmarkInput, format_errors
 
@@ -52,12 +53,12 @@ def find_stack(stack_name: str, cfn: Any) -> Stack:
     except ClientError as exc:
         # CloudFormation answers ValidationError for a missing stack and for a malformed name
         # alike; only the message ("Stack with id X does not exist") tells them apart.
-        if _code(exc) == "ValidationError" and "does not exist" in _message(exc):
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
             raise StartError(
                 f"stack {stack_name!r} not found in {region}: deploy it (sam deploy) or pass "
                 "the --region it is in"
             ) from None
-        raise StartError(f"cannot describe stack {stack_name!r} in {region}: {_describe(exc)}"
+        raise StartError(f"cannot describe stack {stack_name!r} in {region}: {describe_error(exc)}"
                          ) from None
     status = described.get("StackStatus", "")
     if status in UNDEPLOYED:
@@ -147,23 +148,23 @@ def _upload_payloads(path: Path, bench: BenchmarkInput, stack: Stack, s3: Any) -
 
 def _start_refused(exc: ClientError, name: str, stack: Stack) -> str:
     """What StartExecution's error means for the user, and what to do about it."""
-    code, machine = _code(exc), stack.state_machine_arn
+    code, machine = error_code(exc), stack.state_machine_arn
     if code == "ExecutionAlreadyExists":
         return (f"an execution named {name!r} already exists on {machine} (names stay taken "
                 "for 90 days after an execution ends): pass another --name")
     if code == "InvalidName":
-        return f"execution name {name!r} refused by Step Functions ({_message(exc)}): --name"
+        return f"execution name {name!r} refused by Step Functions ({error_message(exc)}): --name"
     if code in {"StateMachineDoesNotExist", "StateMachineDeleting"}:
         return (f"the state machine {machine} of stack {stack.name!r} is gone or being deleted "
                 f"({code}): deploy the stack again (sam deploy)")
     if code == "ExecutionLimitExceeded":
         return f"{machine} has too many running executions: wait for some to end"
     if code == "InvalidExecutionInput":
-        return f"Step Functions refused the input: {_message(exc)}"
+        return f"Step Functions refused the input: {error_message(exc)}"
     if code in {"AccessDeniedException", "AccessDenied"}:
         return (f"not allowed to start {machine}: your credentials need states:StartExecution "
-                f"on it ({_message(exc)})")
-    return f"cannot start an execution of {machine}: {_describe(exc)}"
+                f"on it ({error_message(exc)})")
+    return f"cannot start an execution of {machine}: {describe_error(exc)}"
 
 
 def follow(
@@ -220,20 +221,8 @@ def download_report(output: dict[str, Any], s3: Any, destination: str | Path) ->
     try:
         s3.download_file(match["bucket"], match["key"], str(target))
     except ClientError as exc:
-        raise StartError(f"cannot download {match[0]}: {_describe(exc)}") from None
+        raise StartError(f"cannot download {match[0]}: {describe_error(exc)}") from None
     return target
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))
-
-
-def _describe(exc: ClientError) -> str:
-    return f"{_code(exc)}: {_message(exc)}"
 
 
 def main(argv: list[str] | None = None) -> int:
