@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import Fault
 
 from rightsizer.aws import limits
 from rightsizer.aws.validate import InvalidInput
@@ -58,12 +59,7 @@ def _events(stack: Any, arn: str) -> int:
     return sum(len(page["events"]) for page in pages)
 
 
-@pytest.mark.parametrize(("polls", "delete_refusals"), [(0, 0), (3, 0), (2, 2)])
-def test_count_matches_the_interpreters_history(stack, payload, make_input, polls, delete_refusals):
-    """The count for a path is exactly what the interpreter records for it, so the worst case
-    (every loop at its bound, every retry used) is a true upper bound."""
-    from tests.aws.conftest import Fault
-
+def _run(stack: Any, make_input: Any, *, polls: int = 0, delete_refusals: int = 0) -> int:
     kind = "ml.c5.xlarge"
     stack.scenario.creating_polls[kind] = polls
     if delete_refusals:
@@ -73,11 +69,34 @@ def test_count_matches_the_interpreters_history(stack, payload, make_input, poll
     arn = stack.start(make_input(kind))
     described = stack.wait(arn)
     assert described["status"] == "SUCCEEDED", described
-    # moto answers Creating on the first describe only when polls > 0: polls counted as ASL does.
-    path = limits.IterationPath(polls=max(0, polls - 1) if polls else 0,
-                                delete_tries=delete_refusals, retries={})
-    expected = limits.execution_events([path], retries={})
-    assert _events(stack, arn) == expected
+    return _events(stack, arn)
+
+
+# moto answers Creating until the polls-th DescribeEndpoint: polls - 1 loops back, as ASL counts.
+@pytest.mark.parametrize("polls", [0, 2, 4])
+def test_count_matches_the_interpreters_history_with_polls(stack, payload, make_input, polls):
+    """The count for a path is exactly what the interpreter records for it."""
+    path = limits.IterationPath(polls=max(0, polls - 1), retries={})
+    assert _run(stack, make_input, polls=polls) == limits.execution_events([path], retries={})
+
+
+def test_count_matches_the_interpreters_history_with_retries(stack, payload, make_input):
+    """SageMaker refuses DeleteEndpoint twice ("Cannot update in-progress endpoint" arrives as
+    SageMaker.SageMakerException): both retries are used, and counted."""
+    path = limits.IterationPath(polls=0, retries={"DeleteEndpoint": 2})
+    observed = _run(stack, make_input, delete_refusals=2)
+    assert observed == limits.execution_events([path], retries={})
+
+
+def test_count_matches_the_interpreters_history_through_the_delete_loop(stack, payload,
+                                                                          make_input):
+    """Three refusals exhaust one DeleteEndpoint's retries: the loop checks, waits and tries
+    again, and the second try succeeds at once."""
+    first_refused = limits.IterationPath(polls=0, delete_refusals=1, retries={"DeleteEndpoint": 2})
+    observed = _run(stack, make_input, delete_refusals=3)
+    # The retries counted for the first DeleteEndpoint only: the second succeeded at once.
+    second_try_retries = 2 * limits.TASK_ATTEMPT
+    assert observed == limits.execution_events([first_refused], retries={}) - second_try_retries
 
 
 # --- Validate refuses what could pass a limit -----------------------------------------------------

@@ -54,11 +54,14 @@ def task_events(state: str, retries: int | None = None) -> int:
 
 @dataclass(frozen=True)
 class IterationPath:
-    """One iteration's path through the Map: polls before InService, DeleteEndpoint retries
-    while SageMaker refuses (``delete_tries``), and retries per Task (None: each its maximum)."""
+    """One iteration's path through the Map: polls before InService (loops back to the Wait),
+    DeleteEndpoint states SageMaker refused (``delete_refusals``; with ``gave_up`` the last
+    refusal ended the loop in RecordEndpointLeft, else a later try succeeded), and retries per
+    Task (None: each its maximum)."""
 
     polls: int
-    delete_tries: int
+    delete_refusals: int = 0
+    gave_up: bool = False
     retries: dict[str, int] | None = None
     create_model: bool = True
 
@@ -78,12 +81,13 @@ def iteration_events(path: IterationPath) -> int:
     events += path.polls * ENTER_EXIT
     events += path.task("SmokeTest") + path.task("LoadTest") + ENTER_EXIT  # LoadTestDone
     events += ENTER_EXIT + path.task("DeleteEndpoint")  # EndpointToDelete
-    if path.delete_tries:
-        # Each refused delete: CheckEndpointGone, EndpointStillThere, WaitToDeleteAgain,
-        # CountDeleteTry, DeleteEndpoint again; the last refusal ends in RecordEndpointLeft.
-        loop = path.task("CheckEndpointGone") + 3 * ENTER_EXIT + path.task("DeleteEndpoint")
-        events += path.delete_tries * loop
-        events += path.task("CheckEndpointGone") + 2 * ENTER_EXIT
+    # Each refusal: CheckEndpointGone and EndpointStillThere, then WaitToDeleteAgain,
+    # CountDeleteTry and DeleteEndpoint again, or, after the last, RecordEndpointLeft.
+    refused = path.task("CheckEndpointGone") + ENTER_EXIT
+    again = 2 * ENTER_EXIT + path.task("DeleteEndpoint")
+    if path.delete_refusals:
+        events += path.delete_refusals * refused
+        events += (path.delete_refusals - path.gave_up) * again + path.gave_up * ENTER_EXIT
     events += ENTER_EXIT + path.task("DeleteEndpointConfig")  # EndpointConfigToDelete
     events += ENTER_EXIT  # ModelToDelete
     if path.create_model:
@@ -105,9 +109,11 @@ def execution_events(paths: list[IterationPath], retries: dict[str, int] | None 
 
 
 def worst_case_events(types: int, max_polls: int, *, create_model: bool = True) -> int:
-    """Every type polls ``max_polls`` times, is tested, then refused deletion ``max_polls``
-    times, and every Task exhausts its retries."""
-    path = IterationPath(polls=max_polls, delete_tries=max_polls, create_model=create_model)
+    """Every type polls ``max_polls`` times, is tested, then refused deletion until the loop
+    gives up (``max_polls`` + 1 refusals), and every Task exhausts its retries."""
+    path = IterationPath(
+        polls=max_polls, delete_refusals=max_polls + 1, gave_up=True, create_model=create_model
+    )
     return execution_events([path] * types)
 
 
