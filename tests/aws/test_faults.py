@@ -17,14 +17,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from harness import Fault, Scenario, Stack
+from harness import ASL_PATH, CapacityFailure, Fault, Scenario, Stack
 
 FAULTY = "ml.c5.xlarge"
 HEALTHY = "ml.m5.xlarge"
 NOTHING = {"models": [], "endpoint_configs": [], "endpoints": []}
-# The ASL's SageMaker Retry: 5 retries from 5 s, doubling, FULL jitter (each wait <= its cap).
-SAGEMAKER_WAIT_CAPS = [5, 10, 20, 40, 80]
-ECS_WAIT_CAPS = [10, 20, 40]
+ITERATION = json.loads(ASL_PATH.read_text())["States"]["TestEachType"]["ItemProcessor"]["States"]
+
+
+def retry_caps(state: str, error: str) -> list[float]:
+    """The waits the ASL's Retry on ``state`` allows for ``error``, in order: the retrier's
+    interval times its backoff per attempt (FULL jitter draws each wait between 0 and that)."""
+    [retrier] = [r for r in ITERATION[state]["Retry"] if error in r["ErrorEquals"]]
+    caps = [retrier.get("IntervalSeconds", 1) * retrier.get("BackoffRate", 2.0) ** n
+            for n in range(retrier.get("MaxAttempts", 3))]
+    return [min(cap, retrier.get("MaxDelaySeconds", cap)) for cap in caps]
+
+
+# The name of every error SageMaker's API model does not declare (throttling, validation, 5xx).
+SAGEMAKER_BASE = "SageMaker.SageMakerException"
 
 
 @dataclass
@@ -34,11 +45,11 @@ class Case:
     inject: Callable[[Scenario], None]
     stage: str
     words: list[str]
-    retry_caps: list[int] = field(default_factory=list)  # the Retry waits the fault must cause
+    retry_caps: list[float] = field(default_factory=list)  # the Retry waits it must cause
 
 
-def fault(operation: str, code: str, message: str, times: int | None = None):
-    return lambda s: s.faults.append(Fault(operation, FAULTY, code, message, times))
+def fault(operation: str, code: str, message: str, status: int = 400):
+    return lambda s: s.faults.append(Fault(operation, FAULTY, code, message, status=status))
 
 
 def setting(attribute: str, value: Any):
@@ -57,29 +68,32 @@ CASES: dict[str, Case] = {
     "CreateModel validation error": Case(
         fault("create_model", "ValidationException",
               "Could not find model data at s3://bucket/model.tar.gz"),
-        "deploy", ["SageMaker.ValidationException", "Could not find model data"]),
+        "deploy", [SAGEMAKER_BASE, "Could not find model data", "Status Code: 400"],
+        retry_caps("CreateModel", SAGEMAKER_BASE)),
     "CreateModel throttled": Case(
         fault("create_model", "ThrottlingException", "Rate exceeded"),
-        "deploy", ["SageMaker.ThrottlingException", "Rate exceeded"], SAGEMAKER_WAIT_CAPS),
-    "CreateEndpointConfig quota exceeded": Case(
+        "deploy", [SAGEMAKER_BASE, "Rate exceeded"], retry_caps("CreateModel", SAGEMAKER_BASE)),
+    "CreateEndpointConfig quota exceeded": Case(  # modelled: its own name, not retried
         fault("create_endpoint_config", "ResourceLimitExceeded", QUOTA),
         "deploy", ["SageMaker.ResourceLimitExceededException", "service limit"]),
     "CreateEndpointConfig throttled": Case(
         fault("create_endpoint_config", "ThrottlingException", "Rate exceeded"),
-        "deploy", ["SageMaker.ThrottlingException"], SAGEMAKER_WAIT_CAPS),
+        "deploy", [SAGEMAKER_BASE], retry_caps("CreateEndpointConfig", SAGEMAKER_BASE)),
     "CreateEndpoint quota exceeded": Case(
         fault("create_endpoint", "ResourceLimitExceeded", QUOTA),
         "deploy", ["SageMaker.ResourceLimitExceededException", "service limit"]),
     "CreateEndpoint validation error": Case(
         fault("create_endpoint", "ValidationException",
               "Instance type ml.c5.xlarge is not supported by this model package"),
-        "deploy", ["SageMaker.ValidationException", "not supported by this model package"]),
+        "deploy", [SAGEMAKER_BASE, "not supported by this model package"],
+        retry_caps("CreateEndpoint", SAGEMAKER_BASE)),
     "CreateEndpoint throttled": Case(
         fault("create_endpoint", "ThrottlingException", "Rate exceeded"),
-        "deploy", ["SageMaker.ThrottlingException"], SAGEMAKER_WAIT_CAPS),
+        "deploy", [SAGEMAKER_BASE], retry_caps("CreateEndpoint", SAGEMAKER_BASE)),
     "DescribeEndpoint keeps failing": Case(
-        fault("describe_endpoint", "InternalFailure", "We encountered an internal error"),
-        "deploy", ["SageMaker.InternalFailureException"], SAGEMAKER_WAIT_CAPS),
+        fault("describe_endpoint", "InternalFailure", "We encountered an internal error", 500),
+        "deploy", [SAGEMAKER_BASE, "Status Code: 500"],
+        retry_caps("DescribeEndpoint", SAGEMAKER_BASE)),
     "endpoint goes to Failed": Case(
         setting("endpoint_fails", "The primary container did not pass the ping health check"),
         "deploy", ["went to Failed", "ping health check"]),
@@ -98,9 +112,15 @@ CASES: dict[str, Case] = {
         "smoke_test", ["Content-Type 'text/html'", "asks for 'application/json'"]),
     "smoke test empty answer": Case(
         setting("smoke_answer", ("", "application/json")), "smoke_test", ["empty body"]),
-    "Fargate task cannot start": Case(
-        setting("run_task_error", ("ClientException", "No Fargate capacity in us-east-1a")),
-        "load_test", ["ECS.AmazonECSException", "No Fargate capacity"], ECS_WAIT_CAPS),
+    "Fargate task refused": Case(
+        setting("run_task_error", ("ClientException", "Task definition is inactive")),
+        "load_test", ["ECS.AmazonECSException", "Task definition is inactive",
+                      "Error Code: ClientException"],
+        retry_caps("LoadTest", "ECS.AmazonECSException")),
+    "no Fargate capacity": Case(
+        lambda s: s.run_task_failures.update({FAULTY: CapacityFailure()}),
+        "load_test", ["AmazonECS.Unknown", "Capacity is unavailable at this time"],
+        retry_caps("LoadTest", "AmazonECS.Unknown")),
     "load generator exits non-zero": Case(
         setting("loadgen_crash", "every request was throttled"),
         "load_test", ["every request was throttled", "exit code 1"]),
@@ -142,7 +162,7 @@ def test_fault_leaves_nothing_and_says_what_failed(name, stack, payload, make_in
     # The type's summary.json and the report tell the same story.
     summary = stack.read_json(f"runs/{out['run_id']}/{FAULTY}/summary.json")
     assert (summary["status"], summary["failed_stage"]) == ("failed", case.stage)
-    # Retries happened where (and only where) the error is transient, within the ASL's caps.
+    # Retries happened exactly as the ASL's Retry for the error's AWS name says, within its caps.
     waits = stack.scenario.retry_waits
     assert len(waits) == len(case.retry_caps), waits
     assert all(0 <= w <= cap for w, cap in zip(waits, case.retry_caps, strict=True))
@@ -153,6 +173,7 @@ def test_fault_leaves_nothing_and_says_what_failed(name, stack, payload, make_in
 
 
 def test_transient_throttling_is_retried_and_the_type_is_measured(stack, payload, make_input):
+    """Throttling arrives as SageMaker.SageMakerException, which every SageMaker task retries."""
     for operation in ("create_model", "create_endpoint_config", "create_endpoint",
                       "describe_endpoint", "delete_endpoint"):
         stack.scenario.faults.append(
@@ -164,17 +185,29 @@ def test_transient_throttling_is_retried_and_the_type_is_measured(stack, payload
     assert stack.leftovers() == NOTHING
 
 
+def test_fargate_capacity_that_returns_is_retried_and_the_type_is_measured(
+        stack, payload, make_input):
+    stack.scenario.run_task_failures[FAULTY] = CapacityFailure(attempts=2)
+    out = run_two_types(stack, make_input)
+    assert sorted(out["tested_types"]) == sorted([FAULTY, HEALTHY])
+    caps = retry_caps("LoadTest", "AmazonECS.Unknown")[:2]
+    waits = stack.scenario.retry_waits
+    assert len(waits) == 2 and all(0 <= w <= cap for w, cap in zip(waits, caps, strict=True))
+    assert stack.leftovers() == NOTHING
+
+
 def test_delete_that_keeps_failing_is_reported_and_the_janitor_finishes_it(
         stack, payload, make_input, call):
     stack.scenario.faults.append(
-        Fault("delete_endpoint", FAULTY, "InternalFailure", "We encountered an internal error"))
+        Fault("delete_endpoint", FAULTY, "InternalFailure", "We encountered an internal error",
+              status=500))
     out = run_two_types(stack, make_input)
     assert_healthy_type_intact(stack, out)
     # The measurement is kept; the endpoint that could not be deleted is named in the output.
     assert sorted(out["tested_types"]) == sorted([FAULTY, HEALTHY])
     [problem] = out["cleanup_problems"]
     assert problem.startswith(f"{FAULTY}: deleting the endpoint failed")
-    assert "SageMaker.InternalFailureException" in problem
+    assert SAGEMAKER_BASE in problem and "We encountered an internal error" in problem
     left = stack.leftovers()
     assert len(left["endpoints"]) == 1 and left["endpoint_configs"] == left["models"] == []
 
@@ -185,9 +218,11 @@ def test_delete_that_keeps_failing_is_reported_and_the_janitor_finishes_it(
     assert stack.leftovers() == NOTHING
 
 
-def test_iteration_failing_outside_its_catch_runs_the_janitor(stack, payload, make_input):
-    """A defect (here: a plan without poll settings) fails an iteration in a Wait state, where no
-    Catch can be; the Map's own Catch runs the janitor before the execution fails."""
+def test_iteration_failing_outside_its_catch_fails_the_execution_and_the_janitor_cleans_up(
+        stack, payload, make_input, call):
+    """A defect (here: a plan without poll settings) fails an iteration in a Wait state with
+    States.Runtime. On AWS no Catch takes it, not even the Map's States.ALL: the execution fails
+    at once and the janitor, run on its status-change event, deletes what the iteration made."""
 
     def break_plan(result: dict[str, Any]) -> dict[str, Any]:
         for item in result["items"]:
@@ -200,15 +235,29 @@ def test_iteration_failing_outside_its_catch_runs_the_janitor(stack, payload, ma
     described = stack.run(make_input(HEALTHY, FAULTY, concurrency=1))
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "IterationFailed"
-    cause = described["cause"]
-    assert "States.Runtime" in cause  # moto words the rest differently from AWS
-    assert '"deleted"' in cause and "-c5-xlarge-" in cause  # what the janitor deleted
-    run_uri = run_prefix_of(stack)
-    assert run_uri in cause
+    assert described["error"] == "States.Runtime"
+    left = stack.leftovers()  # the faulty type's cleanup never ran
+    assert left["endpoints"] and all("-c5-xlarge-" in e for e in left["endpoints"])
+
+    report = call("janitor", status_change(stack, described["executionArn"], "FAILED"))
+    assert report["deleted"]["endpoint"] == left["endpoints"]
     assert stack.leftovers() == NOTHING
-    healthy = stack.read_json(f"{run_uri}/{HEALTHY}/summary.json")
+    healthy = stack.read_json(f"{run_prefix_of(stack)}/{HEALTHY}/summary.json")
     assert healthy["status"] == "succeeded"
+
+
+def test_a_state_past_256_kib_fails_the_execution_and_the_janitor_cleans_up(
+        stack, payload, make_input, call):
+    """DescribeEndpoint's answer is too large for a state: States.DataLimitExceeded, which no
+    Catch takes on AWS (moto's interpreter would catch it and carry on)."""
+    stack.scenario.describe_padding[FAULTY] = 270_000
+    described = stack.run(make_input(FAULTY))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.DataLimitExceeded"
+    assert stack.leftovers()["endpoints"]
+    call("janitor", status_change(stack, described["executionArn"], "FAILED"))
+    assert stack.leftovers() == NOTHING
 
 
 def test_recommendation_failure_keeps_results_and_says_how_to_rebuild(stack, payload,
@@ -296,8 +345,6 @@ def test_execution_timed_out_mid_map_is_cleaned_up_by_the_janitor(stack, payload
 
 
 def test_execution_bound_is_the_one_validate_checks():
-    from harness import ASL_PATH
-
     from rightsizer.cost import AWS_EXECUTION_TIMEOUT_SECONDS
 
     assert json.loads(ASL_PATH.read_text())["TimeoutSeconds"] == AWS_EXECUTION_TIMEOUT_SECONDS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Fault
+import pytest
+from harness import ACCOUNT, MAX_STATE_BYTES, Fault, Stack
 
 THREE_TYPES = ("ml.c5.xlarge", "ml.m5.xlarge", "ml.g4dn.xlarge")
 
@@ -36,6 +37,10 @@ def test_three_types_all_succeed(stack, payload, make_input):
         assert f"runs/{run_id}/{name}" in keys
     assert out["report_uri"] == f"s3://{stack.bucket}/runs/{run_id}/report.html"
     assert len(stack.scenario.loadgen_runs) == 3
+    # The history is read to its end (AWS pages it; the harness does too).
+    history = stack.history(described["executionArn"])
+    assert history[-1]["type"] == "ExecutionSucceeded"
+    assert stack.count_history_events(described["executionArn"]) == len(history)
     # The smoke test sent the payload's exact bytes (binary, from the run's copy).
     sent = stack.s3.get_object(Bucket=stack.bucket, Key="payloads/cat.jpg")["Body"].read()
     assert stack.scenario.smoke_bodies == [sent] * 3
@@ -190,3 +195,83 @@ def test_existing_model_is_used_and_never_deleted(stack, payload, make_input):
     assert out["tested_types"] == ["ml.c5.xlarge"]
     assert stack.leftovers() == {"models": ["my-resnet"], "endpoint_configs": [],
                                  "endpoints": []}
+
+
+# --- the interpreter behaves as AWS on what moto gets wrong (harness/error_names, limits) -----
+
+
+def run_definition(stack: Stack, definition: dict[str, Any],
+                   execution_input: Any) -> dict[str, Any]:
+    """Execute a small state machine of the test's own on the harness's interpreter."""
+    arn = stack.sfn.create_state_machine(
+        name="probe", definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/test-role")["stateMachineArn"]
+    execution = stack.sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))
+    return stack.wait(execution["executionArn"])
+
+
+def map_over(states: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A Map over ``$.items`` running ``states``, whose Catch takes States.ALL."""
+    return {"StartAt": "EachItem", "States": {
+        "EachItem": {"Type": "Map", "ItemsPath": "$.items",
+                     "ItemProcessor": {"StartAt": next(iter(states)), "States": states},
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                     "End": True, **fields},
+        "Caught": {"Type": "Pass", "End": True}}}
+
+
+def test_states_all_does_not_catch_a_runtime_error_in_an_iteration(stack):
+    described = run_definition(stack, map_over({
+        "Wait": {"Type": "Wait", "SecondsPath": "$.missing", "End": True}}), {"items": [{}]})
+    # On AWS the Map's Catch does not run: the execution fails with the iteration's error.
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Runtime"
+
+
+def test_a_task_error_keeps_its_name_through_the_map(stack):
+    described = run_definition(stack, {"StartAt": "EachItem", "States": {"EachItem": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True, "ItemProcessor": {
+            "StartAt": "Fail", "States": {"Fail": {"Type": "Fail", "Error": "Broken",
+                                                   "Cause": "the item's own words"}}}}}},
+        {"items": [{}]})
+    assert (described["status"], described["error"]) == ("FAILED", "Broken")
+    assert "the item's own words" in described["cause"]
+
+
+@pytest.mark.parametrize(("extra_bytes", "status"), [(0, "SUCCEEDED"), (1, "FAILED")])
+def test_a_state_output_may_be_256_kib_and_not_a_byte_more(stack, extra_bytes, status):
+    overhead = len(json.dumps({"a": "", "b": "z"}, separators=(",", ":")))
+    text = "y" * (MAX_STATE_BYTES - overhead + extra_bytes)
+    described = run_definition(stack, {"StartAt": "Grow", "States": {"Grow": {
+        "Type": "Pass", "Parameters": {"a.$": "$.text", "b": "z"}, "End": True}}},
+        {"text": text})
+    assert described["status"] == status
+    if status == "FAILED":
+        assert described["error"] == "States.DataLimitExceeded"
+
+
+def test_an_iteration_input_past_256_kib_fails_the_execution_despite_the_catch(stack):
+    item = "y" * (MAX_STATE_BYTES // 2 + 10)
+    described = run_definition(stack, map_over(
+        {"Keep": {"Type": "Pass", "End": True}},
+        ItemSelector={"a.$": "$$.Map.Item.Value", "b.$": "$$.Map.Item.Value"},
+        ResultSelector={"count.$": "States.ArrayLength($)"}), {"items": [item]})
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.DataLimitExceeded"
+
+
+def test_history_is_read_past_the_first_page(stack):
+    loop = {"StartAt": "Count", "States": {
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"},
+                  "Next": "Enough"},
+        "Enough": {"Type": "Choice", "Default": "Count",
+                   "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 300,
+                                "Next": "Done"}]},
+        "Done": {"Type": "Succeed"}}}
+    described = run_definition(stack, loop, {"n": 0})
+    arn = described["executionArn"]
+    first_page = stack.sfn.get_execution_history(executionArn=arn, maxResults=1000)
+    assert "nextToken" in first_page  # 300 x (Pass + Choice) x 2 events: more than a page
+    history = stack.history(arn)
+    assert stack.count_history_events(arn) == len(history) > 1000
+    assert (history[0]["type"], history[-1]["type"]) == ("ExecutionStarted", "ExecutionSucceeded")
