@@ -9,12 +9,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from rightsizer.payloads import PayloadError, load_payloads
 from rightsizer.schema import BenchmarkInput, format_errors
+
+if TYPE_CHECKING:
+    from rightsizer.recommend import Recommendation
 
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
@@ -121,14 +124,18 @@ class ProgressPrinter:
             print(f"[{elapsed:6.0f}s] {instance_type:>12}  {message}", flush=True)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rightsizer.pipeline import run_benchmark
+    from rightsizer.pipeline import NotLocalError, local_model, run_benchmark
 
     benchmark = check_input(args.file)
+    try:
+        local_model(benchmark)
+    except NotLocalError as exc:
+        raise InputError(f"{args.file}: {exc}") from exc
     if args.results:
         benchmark = benchmark.model_copy(update={"results": args.results})
     # SIGTERM (e.g. from a container runtime) cleans up exactly like Ctrl-C.
@@ -148,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.recommendation.recommended else 1
 
 
-def format_recommendation(recommendation: Any) -> str:
+def format_recommendation(recommendation: Recommendation) -> str:
     rows = [("type", "status", "rps/inst", "inst min-max", "$/h min-max", "$/M inf", "p99 ms")]
     for option in recommendation.options:
         if option.status == "viable":

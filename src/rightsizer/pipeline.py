@@ -28,7 +28,7 @@ from rightsizer.payloads import LoadedPayload, load_payloads
 from rightsizer.pricing import resolve_prices
 from rightsizer.recommend import Recommendation
 from rightsizer.results import stored_prices, write_results
-from rightsizer.schema import BenchmarkInput, InstanceTypeSpec
+from rightsizer.schema import BenchmarkInput, InstanceTypeSpec, LocalModel, SyntheticModel
 from rightsizer.smoke import (
     ANSWER_TIMEOUT_SECONDS,
     Answer,
@@ -55,10 +55,6 @@ Progress = Callable[[str, str], None]
 DEPLOY_TIMEOUT_SECONDS = 180.0
 
 
-class Interrupted(Exception):
-    """The run was stopped by Ctrl-C or SIGTERM; what finished is stored."""
-
-
 @dataclass
 class RunOutcome:
     run_id: str
@@ -69,9 +65,14 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
 
 
+class NotLocalError(ValueError):
+    """The input's model runs on SageMaker only: no local endpoint can serve it."""
+
+
 @dataclass
 class RunContext:
     benchmark: BenchmarkInput
+    model: LocalModel | SyntheticModel
     base_dir: Path
     payloads: list[LoadedPayload]
     store: RunStore
@@ -90,13 +91,15 @@ def run_benchmark(
 
     Everything that can be checked (payloads, prices) is checked before any endpoint starts.
     """
+    model = local_model(benchmark)
     payloads = load_payloads(benchmark.payloads, base_dir)
     prices = resolve_prices(benchmark)
     run_id = run_id or new_run_id(benchmark.name)
     store = open_store(benchmark.results, run_id)
     write_json(store, INPUT, benchmark.model_dump(mode="json"))
     context = RunContext(
-        benchmark, base_dir, payloads, store, progress or (lambda _t, _m: None), threading.Event()
+        benchmark, model, base_dir, payloads, store, progress or (lambda _t, _m: None),
+        threading.Event(),
     )
     summaries: dict[str, TypeSummary] = {}
     interrupted = False
@@ -126,6 +129,17 @@ def run_benchmark(
     return RunOutcome(run_id, store, recommendation, ordered, interrupted)
 
 
+def local_model(benchmark: BenchmarkInput) -> LocalModel | SyntheticModel:
+    """The input's model if a local endpoint can serve it; raises ``NotLocalError`` if not."""
+    model = benchmark.model
+    if isinstance(model, LocalModel | SyntheticModel):
+        return model
+    raise NotLocalError(
+        f"model.kind: {model.kind!r} runs on SageMaker, and `rightsizer run` uses local endpoints "
+        "only: deploy the stack and run `rightsizer start FILE --stack NAME` (docs/aws.md)"
+    )
+
+
 def rebuild_report(
     run: str | Path, min_rps: float | None = None, max_rps: float | None = None
 ) -> RunOutcome:
@@ -152,82 +166,113 @@ def rebuild_report(
 
 def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:
     """One instance type, start to finish. Never raises: failures become failed summaries."""
-    name = spec.instance_type
-    started = now_iso()
-    local_dir = isinstance(context.store, LocalRunStore)
-    out_dir = context.store.path / name if local_dir else Path(tempfile.mkdtemp(prefix=name))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    endpoint = LocalEndpoint(
-        context.benchmark.model,
-        spec,
-        model_root=context.base_dir,
-        log_dir=out_dir,
-        request_timeout_s=context.benchmark.load.request_timeout_seconds,
-    )
-
-    def failed(stage: str, reason: str) -> TypeSummary:
-        return failed_summary(
-            name, spec.count, stage, reason,
-            method=context.benchmark.load.method, started_at=started,
-        )
-
-    def say(message: str) -> None:
-        context.progress(name, message)
-
-    def stop_reason() -> str | None:
-        return "interrupted (Ctrl-C or SIGTERM)" if context.stop.is_set() else None
-
-    def endpoint_gone() -> str | None:
-        # An interrupted run stops its endpoints itself: that is not a death.
-        return None if context.stop.is_set() else endpoint.health()
-
-    stage = "deploy"
+    run = _TypeRun(spec, context)
     try:
-        if context.stop.is_set():
-            summary = failed(stage, "interrupted before it started")
-        else:
-            say("deploying")
-            endpoint.deploy(DEPLOY_TIMEOUT_SECONDS)
-            stage = "smoke_test"
-            say(f"ready at {endpoint.url}; smoke test")
-            problem = local_smoke_test(endpoint.url, context.payloads)
-            if problem:
-                summary = failed(stage, problem)
-            else:
-                stage = "load_test"
-                summary = find_max_rate(
-                    HttpTarget(endpoint.url),
-                    context.payloads,
-                    context.benchmark.objective,
-                    context.benchmark.load,
-                    out_dir,
-                    instance_type=name,
-                    instance_count=spec.count,
-                    progress=say,
-                    should_stop=stop_reason,
-                    target_health=endpoint_gone,
-                )
+        summary = run.stages()
     except Exception as exc:
-        # When the endpoint died or the user interrupted, that is the real cause.
-        cause = None
-        if stage == "load_test":
-            gone = endpoint_gone()
-            cause = stop_reason() or (gone and f"the endpoint died during the load test: {gone}")
-        summary = failed(
-            stage,
-            cause or (str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"),
-        )
+        summary = run.failure(exc)
     finally:
-        endpoint.delete()
+        run.endpoint.delete()
     summary.finished_at = now_iso()
     write_summary(context.store, summary)
-    if not local_dir:
-        for path in sorted(out_dir.iterdir()):
-            if path.name != "summary.json":
-                context.store.write_bytes(f"{name}/{path.name}", path.read_bytes())
-        shutil.rmtree(out_dir, ignore_errors=True)
-    say(_verdict(summary))
+    _keep_files(context.store, spec.instance_type, run.out_dir)
+    run.say(_verdict(summary))
     return summary
+
+
+class _TypeRun:
+    """One instance type's endpoint, its files' folder and the stage it has reached."""
+
+    def __init__(self, spec: InstanceTypeSpec, context: RunContext) -> None:
+        self.spec = spec
+        self.context = context
+        self.name = spec.instance_type
+        self.started = now_iso()
+        self.stage = "deploy"
+        self.out_dir = _type_dir(context.store, self.name)
+        self.endpoint = LocalEndpoint(
+            context.model,
+            spec,
+            model_root=context.base_dir,
+            log_dir=self.out_dir,
+            request_timeout_s=context.benchmark.load.request_timeout_seconds,
+        )
+
+    def stages(self) -> TypeSummary:
+        """Deploy, smoke test, load search; an exception leaves ``stage`` where it happened."""
+        if self.context.stop.is_set():
+            return self.failed("interrupted before it started")
+        self.say("deploying")
+        self.endpoint.deploy(DEPLOY_TIMEOUT_SECONDS)
+        self.stage = "smoke_test"
+        self.say(f"ready at {self.endpoint.url}; smoke test")
+        problem = local_smoke_test(self.endpoint.url, self.context.payloads)
+        if problem:
+            return self.failed(problem)
+        self.stage = "load_test"
+        return find_max_rate(
+            HttpTarget(self.endpoint.url),
+            self.context.payloads,
+            self.context.benchmark.objective,
+            self.context.benchmark.load,
+            self.out_dir,
+            instance_type=self.name,
+            instance_count=self.spec.count,
+            progress=self.say,
+            should_stop=self.stop_reason,
+            target_health=self.endpoint_gone,
+        )
+
+    def failure(self, exc: Exception) -> TypeSummary:
+        # When the endpoint died or the user interrupted, that is the real cause.
+        cause = self._load_test_cause() if self.stage == "load_test" else None
+        return self.failed(cause or _describe(exc))
+
+    def _load_test_cause(self) -> str | None:
+        gone = self.endpoint_gone()
+        return self.stop_reason() or (gone and f"the endpoint died during the load test: {gone}")
+
+    def failed(self, reason: str) -> TypeSummary:
+        return failed_summary(
+            self.name, self.spec.count, self.stage, reason,
+            method=self.context.benchmark.load.method, started_at=self.started,
+        )
+
+    def say(self, message: str) -> None:
+        self.context.progress(self.name, message)
+
+    def stop_reason(self) -> str | None:
+        return "interrupted (Ctrl-C or SIGTERM)" if self.context.stop.is_set() else None
+
+    def endpoint_gone(self) -> str | None:
+        # An interrupted run stops its endpoints itself: that is not a death.
+        return None if self.context.stop.is_set() else self.endpoint.health()
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"
+
+
+def _type_dir(store: RunStore, name: str) -> Path:
+    """Where a type's files are written: its folder of a local run, else a scratch folder."""
+    if isinstance(store, LocalRunStore):
+        out_dir = store.path / name
+    else:
+        out_dir = Path(tempfile.mkdtemp(prefix=name))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _keep_files(store: RunStore, name: str, out_dir: Path) -> None:
+    """Copy a scratch folder's files (Locust's CSVs, the endpoint log) to the store, then drop it.
+
+    ``summary.json`` is written on its own; a local run's folder is already in place."""
+    if isinstance(store, LocalRunStore):
+        return
+    for path in sorted(out_dir.iterdir()):
+        if path.name != "summary.json":
+            store.write_bytes(f"{name}/{path.name}", path.read_bytes())
+    shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _verdict(summary: TypeSummary) -> str:

@@ -67,7 +67,8 @@ class BundledPrices:
         if self._given is not None:
             return self._given
         text = resources.files("rightsizer").joinpath(PRICES_FILE).read_text("utf-8")
-        return json.loads(text)
+        table: Mapping[str, Any] = json.loads(text)
+        return table
 
     @property
     def as_of(self) -> str:
@@ -167,13 +168,6 @@ def resolve_prices(
     if missing:
         raise PriceNotFoundError(missing, benchmark_input.region)
     return found
-
-
-def default_source(use_pricing_api: bool = False, client: Any = None) -> PriceSource:
-    """The bundled table, behind the live Pricing API when asked for (the AWS side)."""
-    if not use_pricing_api:
-        return BundledPrices()
-    return ChainedPrices([PricingApiPrices(client), BundledPrices()])
 
 
 # --- Price List document parsing ----------------------------------------------------------------

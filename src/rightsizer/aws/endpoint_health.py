@@ -12,7 +12,6 @@ nothing about the endpoint, so it never stops the test; each distinct error is l
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from botocore.config import Config
@@ -73,7 +72,3 @@ class EndpointHealth:
             log.warning(
                 "could not check endpoint %s (%s); the load test goes on", self.endpoint_name, text
             )
-
-
-def endpoint_health(endpoint_name: str, region: str) -> Callable[[], str | None]:
-    return EndpointHealth(endpoint_name, sagemaker_client(region))

@@ -13,12 +13,6 @@ from rightsizer.aws.events import Outcome, StepError
 
 MAX_REASON = 2000
 
-STAGE_WORDS = {
-    "deploy": "deploying the endpoint",
-    "smoke_test": "the smoke test",
-    "load_test": "the load test",
-}
-
 
 def reason_for(outcome: Outcome) -> str:
     """The reason an item failed, with the service's own words, at most ``MAX_REASON`` chars."""

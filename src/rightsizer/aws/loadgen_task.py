@@ -125,7 +125,9 @@ def run_task(
     from rightsizer.payloads import load_payloads
 
     if find_max_rate is None:
-        from rightsizer.engine import find_max_rate
+        from rightsizer.engine import find_max_rate as engine_find_max_rate
+
+        find_max_rate = engine_find_max_rate
     scratch = scratch or scratch_dir()
     ensure_writable(scratch)
     store = S3RunStore(params.results_uri, params.run_id, s3)

@@ -29,7 +29,6 @@ class Settings:
     poll_seconds: int = DEFAULT_POLL_SECONDS
     deploy_timeout_seconds: int = DEFAULT_DEPLOY_TIMEOUT_SECONDS
     loadgen_startup_seconds: int = DEFAULT_LOADGEN_STARTUP_SECONDS
-    loadgen_vcpus: int = 4
     max_concurrency: int = 5
     use_pricing_api: bool = True
 
@@ -53,7 +52,6 @@ class Settings:
                 loadgen_startup_seconds=integer(
                     env, "RIGHTSIZER_LOADGEN_STARTUP_SECONDS", DEFAULT_LOADGEN_STARTUP_SECONDS, 1
                 ),
-                loadgen_vcpus=integer(env, "RIGHTSIZER_LOADGEN_VCPUS", 4, 1),
                 max_concurrency=integer(env, "RIGHTSIZER_MAX_CONCURRENCY", 5, 1),
                 use_pricing_api=boolean(env, "RIGHTSIZER_USE_PRICING_API", True),
             )

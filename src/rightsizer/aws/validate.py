@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -39,6 +39,9 @@ from rightsizer.schema import (
     format_errors,
 )
 from rightsizer.store import INPUT, S3RunStore, write_json
+
+if TYPE_CHECKING:
+    from rightsizer.pricing import PriceSource
 
 log = logging.getLogger(__name__)
 
@@ -163,50 +166,69 @@ def parse_input(raw: Any) -> BenchmarkInput:
 
 def aws_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
     """What the schema allows but this stack cannot run, one line each, in the schema's style."""
-    problems: list[str] = []
+    checks = (_model_problems, _startup_problems, _placement_problems, _payload_problems)
+    return [problem for check in checks for problem in check(bench, settings)]
+
+
+def _model_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
     model = bench.model
     if model.kind in ("local", "synthetic"):
-        problems.append(
+        return [
             f"model.kind: a {model.kind!r} model runs only on this machine (`rightsizer run`); "
             "on AWS use 'model_package', 'image' or 'existing'"
-        )
+        ]
     if isinstance(model, ModelPackage):
         match = MODEL_PACKAGE_ARN.match(model.arn)
         package_region = model.arn.split(":")[3] if match else ""
         if package_region and package_region != settings.region:
-            problems.append(
+            return [
                 f"model.arn: the model package is in {package_region} but this stack runs in "
                 f"{settings.region}; SageMaker needs the package's ARN for {settings.region}"
-            )
+            ]
     if isinstance(model, ImageModel) and model.model_data_url:
         bucket = S3_URI.match(model.model_data_url)
         if bucket and bucket["bucket"] != settings.results_bucket:
-            problems.append(
+            return [
                 f"model.model_data_url: the endpoints' role reads model data from "
                 f"s3://{settings.results_bucket}/models/ only; copy model.tar.gz there "
                 "or deploy with your own SageMakerRoleArn"
-            )
+            ]
+    return []
+
+
+def _startup_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
     startup = _startup_seconds(bench)
-    if startup > settings.deploy_timeout_seconds:
-        problems.append(
-            "endpoint: model_data_download_timeout_seconds + "
-            f"container_startup_health_check_timeout_seconds = {startup} s, longer than this "
-            f"stack waits for an endpoint ({settings.deploy_timeout_seconds} s, the "
-            "DeployTimeoutSeconds parameter): lower them or deploy the stack with a larger "
-            "DeployTimeoutSeconds"
-        )
+    if startup <= settings.deploy_timeout_seconds:
+        return []
+    return [
+        "endpoint: model_data_download_timeout_seconds + "
+        f"container_startup_health_check_timeout_seconds = {startup} s, longer than this "
+        f"stack waits for an endpoint ({settings.deploy_timeout_seconds} s, the "
+        "DeployTimeoutSeconds parameter): lower them or deploy the stack with a larger "
+        "DeployTimeoutSeconds"
+    ]
+
+
+def _placement_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
+    """A region or a results location other than the stack's own."""
+    problems: list[str] = []
     if "region" in bench.model_fields_set and bench.region != settings.region:
         problems.append(
             f"region: this stack runs in {settings.region}; remove 'region' or deploy the "
             f"stack in {bench.region}"
         )
-    if "results" in bench.model_fields_set:
-        allowed = {f"s3://{settings.results_bucket}", f"s3://{settings.results_bucket}/"}
-        if bench.results not in allowed:
-            problems.append(
-                "results: on AWS results go to the stack's bucket, "
-                f"s3://{settings.results_bucket}; remove 'results' from the input"
-            )
+    allowed = {f"s3://{settings.results_bucket}", f"s3://{settings.results_bucket}/"}
+    if "results" in bench.model_fields_set and bench.results not in allowed:
+        problems.append(
+            "results: on AWS results go to the stack's bucket, "
+            f"s3://{settings.results_bucket}; remove 'results' from the input"
+        )
+    return problems
+
+
+def _payload_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
+    """Payload paths that name a file on the user's machine rather than an S3 object."""
+    problems: list[str] = []
     for index, payload in enumerate(bench.payloads):
         path = payload.path
         if path is None or S3_URI.match(path):
@@ -237,7 +259,7 @@ def payloads_on_s3(bench: BenchmarkInput, bucket: str) -> list[Payload]:
 class _AnswerOrNone:
     """A price source whose errors (throttling, no permission) fall through to the next one."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: PriceSource) -> None:
         self.source = source
 
     def price_per_hour(self, instance_type: str, region: str) -> float | None:

@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 import rightsizer
@@ -102,12 +101,7 @@ class LocalEndpoint:
     def __enter__(self) -> LocalEndpoint:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.delete()
 
     # --- the adapter API ----------------------------------------------------------------------
