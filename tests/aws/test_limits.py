@@ -42,13 +42,13 @@ def test_retry_counts_are_the_asls():
         assert (name in limits.SYNC_TASKS) == state["Resource"].endswith(".sync"), name
 
 
-def test_default_stack_worst_case_fits_eleven_types_not_twelve():
+def test_default_stack_worst_case_fits_thirteen_types_not_fourteen():
     max_polls = -(-2700 // 60)  # template defaults: DeployTimeoutSeconds / PollSeconds
-    assert limits.worst_case_events(11, max_polls) <= limits.MAX_HISTORY_EVENTS
-    assert limits.worst_case_events(12, max_polls) > limits.MAX_HISTORY_EVENTS
+    assert limits.worst_case_events(13, max_polls) <= limits.MAX_HISTORY_EVENTS
+    assert limits.worst_case_events(14, max_polls) > limits.MAX_HISTORY_EVENTS
     problem = limits.history_problem(20, max_polls, 60, create_model=True)
     assert problem is not None and problem.startswith("instance_types: 20 types")
-    assert "at most 11 types" in problem and "PollSeconds" in problem
+    assert "at most 13 types" in problem and "PollSeconds" in problem
 
 
 # --- against the interpreter's history ------------------------------------------------------------
@@ -81,22 +81,21 @@ def test_count_matches_the_interpreters_history_with_polls(stack, payload, make_
 
 
 def test_count_matches_the_interpreters_history_with_retries(stack, payload, make_input):
-    """SageMaker refuses DeleteEndpoint twice ("Cannot update in-progress endpoint" arrives as
-    SageMaker.SageMakerException): both retries are used, and counted."""
-    path = limits.IterationPath(polls=0, retries={"DeleteEndpoint": 2})
-    observed = _run(stack, make_input, delete_refusals=2)
-    assert observed == limits.execution_events([path], retries={})
+    """CreateModel throttled twice (as SageMaker.SageMakerException): both retries counted."""
+    stack.scenario.faults.append(
+        Fault("create_model", "ml.c5.xlarge", "ThrottlingException", "Rate exceeded", times=2))
+    path = limits.IterationPath(polls=0, retries={"CreateModel": 2})
+    assert _run(stack, make_input) == limits.execution_events([path], retries={})
 
 
+@pytest.mark.parametrize("refusals", [1, 2, 3])
 def test_count_matches_the_interpreters_history_through_the_delete_loop(stack, payload,
-                                                                          make_input):
-    """Three refusals exhaust one DeleteEndpoint's retries: the loop checks, waits and tries
-    again, and the second try succeeds at once."""
-    first_refused = limits.IterationPath(polls=0, delete_refusals=1, retries={"DeleteEndpoint": 2})
-    observed = _run(stack, make_input, delete_refusals=3)
-    # The retries counted for the first DeleteEndpoint only: the second succeeded at once.
-    second_try_retries = 2 * limits.TASK_ATTEMPT
-    assert observed == limits.execution_events([first_refused], retries={}) - second_try_retries
+                                                                          make_input, refusals):
+    """SageMaker refuses DeleteEndpoint ("Cannot update in-progress endpoint"): the loop checks,
+    waits and deletes again until it succeeds."""
+    path = limits.IterationPath(polls=0, delete_refusals=refusals, retries={})
+    observed = _run(stack, make_input, delete_refusals=refusals)
+    assert observed == limits.execution_events([path], retries={})
 
 
 # --- Validate refuses what could pass a limit -----------------------------------------------------
@@ -116,12 +115,12 @@ def test_validate_refuses_an_input_whose_history_could_pass_25000_events(
     # The default stack: 60 s polls for up to 2700 s.
     monkeypatch.setenv("RIGHTSIZER_POLL_SECONDS", "60")
     monkeypatch.setenv("RIGHTSIZER_DEPLOY_TIMEOUT_SECONDS", "2700")
-    types = [f"ml.{family}.{size}" for family in ("c5", "m5", "r5", "c6i")
+    types = [f"ml.{family}.{size}" for family in ("c5", "m5", "r5", "c6i", "m6i")
              for size in ("large", "xlarge", "2xlarge")]
     with pytest.raises(Exception) as raised:
-        validate(make_input(*types, concurrency=4))
-    assert "instance_types: 12 types could write up to" in str(raised.value)
-    assert validate(make_input(*types[:11], concurrency=4))["items"]
+        validate(make_input(*types[:14], concurrency=4))
+    assert "instance_types: 14 types could write up to" in str(raised.value)
+    assert validate(make_input(*types[:13], concurrency=4))["items"]
 
 
 def _largest_input(make_input: Any, types: int, payloads: int, env: int) -> dict[str, Any]:

@@ -40,7 +40,7 @@ RETRIES = {
     "Validate": 3, "CheckLoadGenerator": 6, "Recommend": 3, "CleanUpAfterMapError": 3,
     "CreateModel": 5, "CreateEndpointConfig": 5, "CreateEndpoint": 5,
     "DescribeEndpoint": 2, "SmokeTest": 3, "LoadTest": 6,
-    "DeleteEndpoint": 2, "CheckEndpointGone": 2, "DeleteEndpointConfig": 5, "DeleteModel": 5,
+    "DeleteEndpoint": 0, "CheckEndpointGone": 0, "DeleteEndpointConfig": 5, "DeleteModel": 5,
     "RecordOutcome": 3,
 }
 SYNC_TASKS = {"CheckLoadGenerator", "LoadTest"}
@@ -56,12 +56,14 @@ def task_events(state: str, retries: int | None = None) -> int:
 class IterationPath:
     """One iteration's path through the Map: polls before InService (loops back to the Wait),
     DeleteEndpoint states SageMaker refused (``delete_refusals``; with ``gave_up`` the last
-    refusal ended the loop in RecordEndpointLeft, else a later try succeeded), and retries per
-    Task (None: each its maximum)."""
+    refusal ended the loop in RecordEndpointLeft, else a later try succeeded; with
+    ``checks_failed`` each CheckEndpointGone after a refusal failed too), and retries per Task
+    (None: each its maximum)."""
 
     polls: int
     delete_refusals: int = 0
     gave_up: bool = False
+    checks_failed: bool = False
     retries: dict[str, int] | None = None
     create_model: bool = True
 
@@ -81,9 +83,10 @@ def iteration_events(path: IterationPath) -> int:
     events += path.polls * ENTER_EXIT
     events += path.task("SmokeTest") + path.task("LoadTest") + ENTER_EXIT  # LoadTestDone
     events += ENTER_EXIT + path.task("DeleteEndpoint")  # EndpointToDelete
-    # Each refusal: CheckEndpointGone and EndpointStillThere, then WaitToDeleteAgain,
-    # CountDeleteTry and DeleteEndpoint again, or, after the last, RecordEndpointLeft.
-    refused = path.task("CheckEndpointGone") + ENTER_EXIT
+    # Each refusal: CheckEndpointGone (EndpointCheckFailed when it fails) and EndpointStillThere,
+    # then WaitToDeleteAgain, CountDeleteTry and DeleteEndpoint again, or, after the last,
+    # RecordEndpointLeft.
+    refused = path.task("CheckEndpointGone") + ENTER_EXIT * (1 + path.checks_failed)
     again = 2 * ENTER_EXIT + path.task("DeleteEndpoint")
     if path.delete_refusals:
         events += path.delete_refusals * refused
@@ -112,7 +115,8 @@ def worst_case_events(types: int, max_polls: int, *, create_model: bool = True) 
     """Every type polls ``max_polls`` times, is tested, then refused deletion until the loop
     gives up (``max_polls`` + 1 refusals), and every Task exhausts its retries."""
     path = IterationPath(
-        polls=max_polls, delete_refusals=max_polls + 1, gave_up=True, create_model=create_model
+        polls=max_polls, delete_refusals=max_polls + 1, gave_up=True, checks_failed=True,
+        create_model=create_model,
     )
     return execution_events([path] * types)
 
