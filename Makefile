@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with only Python 3.11+:
 #   make demo   set up .venv and right-size the example model on local endpoints
-#   make test   set up .venv (+ lint tools) and run the whole test suite
+#   make test   set up .venv (+ lint tools), run the checks (lint and complexity, mypy --strict,
+#               dead code), then the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -25,8 +26,11 @@ $(MODEL): $(STAMP) examples/local/digits/train.py
 demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/rightsizer run examples/local/digits-input.json
 
+# ruff: lint + the complexity gate (C901); mypy and vulture read their paths from pyproject.toml.
 test: $(STAMP) $(MODEL)
 	$(VENV)/bin/ruff check src tests functions loadgen_container benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/vulture
 	$(VENV)/bin/pytest -q
 
 # The AWS side's linters: aws-sam-cli and checkov pin dependencies that conflict with the
