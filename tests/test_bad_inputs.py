@@ -461,3 +461,11 @@ def test_missing_price_lines_name_the_entry_and_the_fix() -> None:
     (line,) = cost.missing_price_lines(bench, ["ml.c5.9xlarge"])
     assert line.startswith("instance_types[1]: no price for 'ml.c5.9xlarge' in us-east-1")
     assert '"prices": {"ml.c5.9xlarge": 1.23}' in line
+
+
+def test_running_an_aws_input_locally_says_to_start_it_on_the_stack(capsys):
+    """`rightsizer run` on an input naming SageMaker types: exit 2 and the command to use, not a
+    traceback from the local endpoint code."""
+    code = cli.main(["run", str(ROOT / "examples" / "aws" / "resnet50-input.json")])
+    assert code == 2
+    assert "rightsizer start" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import gevent
+from gevent import Greenlet
 from gevent.pool import Pool
 from locust import FastHttpUser, between, constant, task
 from locust.env import Environment
@@ -132,13 +133,13 @@ class Driver:
         self.env = Environment(user_classes=[self.open_cls, self.legacy_cls])
         self.env.events.request.add_listener(_record)  # type: ignore[no-untyped-call]
         self.runner = self.env.create_local_runner()
-        self.background = [gevent.spawn(stats_history, self.runner)]
+        self.background: list[Greenlet[..., None]] = [gevent.spawn(stats_history, self.runner)]
         self.csv_writer = None
         if config.csv_base:
             self.csv_writer = StatsCSVFileWriter(
                 self.env, PERCENTILES_TO_REPORT, config.csv_base, full_history=True
             )
-            self.background.append(gevent.spawn(self.csv_writer))
+            self.background.append(gevent.spawn(self.csv_writer.stats_writer))
         self.user = self.open_cls(self.env)
 
     def _prepare_requests(self, config: WorkerConfig) -> str:
@@ -212,6 +213,7 @@ class Driver:
         interval = 1.0 / rate
         gevent.sleep(max(0.0, start - time.time()))
         cpu_start, wall_start = time.process_time(), time.time()
+        scheduled_at: dict[Greenlet[..., Any], float] = {}
         i = 0
         while True:
             scheduled = start + (i + phase) * interval
@@ -225,13 +227,13 @@ class Driver:
             greenlet = pool.spawn(
                 self.user.invoke, self.pick(), {"sink": samples, "scheduled": scheduled}
             )
-            greenlet.scheduled = scheduled
+            scheduled_at[greenlet] = scheduled
             i += 1
         busy = (time.process_time() - cpu_start) / max(time.time() - wall_start, 1e-6)
         pool.join(timeout=drain)
         # Requests still unanswered after the drain are abandoned so that they cannot
         # spill into the next step; the analysis counts them as unanswered.
-        unanswered = [g.scheduled for g in pool]
+        unanswered = [scheduled_at[g] for g in pool]
         pool.kill(block=True, timeout=2)
         return StepDone(samples, unanswered, i, busy)
 

@@ -6,6 +6,7 @@ evenly spaced stream at ``rate``. The parent never imports Locust or gevent.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ SAMPLE_COLUMNS = ["scheduled", "started", "latency_ms", "ok", "status", "error"]
 START_DELAY_SECONDS = 0.3
 
 ReplyT = TypeVar("ReplyT", bound=Reply)
+
+
+log = logging.getLogger(__name__)
 
 
 class LoadGeneratorError(RuntimeError):
@@ -130,6 +134,8 @@ class LoadGenerator:
                 raise LoadGeneratorError(f"{proc.name} did not answer within {timeout:.0f} s")
         reply: Reply = conn.recv()
         if isinstance(reply, Failed):
+            # The worker's own traceback goes to the log; the error says what failed.
+            log.error("%s failed: %s\n%s", proc.name, reply.error, reply.trace)
             raise LoadGeneratorError(reply.error)
         if not isinstance(reply, expected):
             raise LoadGeneratorError(

@@ -9,6 +9,7 @@ that, so the ASL's Retry/Catch on Lambda errors behave as on AWS.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .constants import ACCOUNT, FUNCTION_DIRS, FUNCTIONS, REGION
+from .constants import ACCOUNT, FUNCTION_DIRS, FUNCTIONS, REGION, ROOT
 from .scenario import Scenario
 
 
@@ -32,7 +33,23 @@ class FakeLambdaContext:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        """A fresh invocation has all of the function's Timeout (template.yaml) left."""
+        return _timeouts()[self.function_name] * 1000
+
+
+@functools.cache
+def _timeouts() -> dict[str, int]:
+    """Each function's Timeout in template.yaml (Globals' when it sets none), by its folder."""
+    from cfnlint.decode import decode
+
+    template, _ = decode(str(ROOT / "template.yaml"))
+    default = template["Globals"]["Function"]["Timeout"]
+    return {
+        resource["Properties"]["CodeUri"].strip("/").split("/")[-1]:
+            int(resource["Properties"].get("Timeout", default))
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
 
 
 _HANDLERS: dict[str, Callable[..., Any]] = {}
