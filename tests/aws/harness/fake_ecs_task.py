@@ -95,7 +95,8 @@ def _install_task_runner(monkeypatch: pytest.MonkeyPatch, scenario: Scenario) ->
         env = task_environment(overrides)
         is_preflight = env.get("RIGHTSIZER_MODE") == "preflight"
         (scenario.preflight_runs if is_preflight else scenario.loadgen_runs).append(env)
-        if scenario.hold_load is not None and (
+        # Only load tests are held: the preflight (before the Map) runs through.
+        if scenario.hold_load is not None and not is_preflight and (
                 scenario.hold_only is None or kind in scenario.hold_only):
             scenario.hold_load.wait(timeout=30)
             if scenario.abandon_held:  # Step Functions gave up on it: end quietly
