@@ -10,6 +10,7 @@ import boto3
 import pytest
 from harness import (
     BUCKET,
+    EXECUTION,
     PAYLOAD_BYTES,
     PAYLOAD_KEY,
     PREFIX,
@@ -50,6 +51,18 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def call() -> Callable[[str, dict[str, Any]], Any]:
     """``call("validate", event)``: a handler under functions/, called as Lambda calls it."""
     return call_handler
+
+
+@pytest.fixture
+def validate(
+    s3: Any, payload: str, call: Callable[[str, dict[str, Any]], Any]
+) -> Callable[[dict[str, Any]], Any]:
+    """``validate(input)``: the Validate handler for one input, as execution ``EXECUTION``."""
+
+    def run(data: dict[str, Any]) -> Any:
+        return call("validate", {"input": data, "execution": EXECUTION})
+
+    return run
 
 
 @pytest.fixture

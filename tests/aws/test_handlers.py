@@ -8,26 +8,14 @@ from typing import Any
 
 import boto3
 import pytest
+from harness import EXECUTION
 
 from rightsizer.aws.naming import SAGEMAKER_NAME, TAG_EXECUTION_ARN
 from rightsizer.aws.smoke import SmokeTestFailed
 from rightsizer.aws.validate import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
-EXECUTION = {
-    "name": "nightly-2026-11-25",
-    "arn": "arn:aws:states:us-east-1:123456789012:execution:rightsizer-rightsize:"
-           "nightly-2026-11-25",
-    "start_time": "2026-11-25T19:44:00.123Z",
-}
 
-
-@pytest.fixture
-def validate(s3, payload, call):
-    def run(data: dict[str, Any]) -> dict[str, Any]:
-        return call("validate", {"input": data, "execution": EXECUTION})
-
-    return run
 
 
 # --- validate -----------------------------------------------------------------------------------

@@ -19,11 +19,6 @@ from rightsizer.aws.validate import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = json.loads((ROOT / "statemachine" / "rightsize.asl.json").read_text())
-EXECUTION = {
-    "name": "limits",
-    "arn": "arn:aws:states:us-east-1:123456789012:execution:rightsizer-rightsize:limits",
-    "start_time": "2026-12-03T08:00:00Z",
-}
 
 
 def _tasks(states: dict[str, Any]):
@@ -100,13 +95,6 @@ def test_count_matches_the_interpreters_history_through_the_delete_loop(stack, p
 
 # --- Validate refuses what could pass a limit -----------------------------------------------------
 
-
-@pytest.fixture
-def validate(s3, payload, call):
-    def run(data: dict[str, Any]) -> dict[str, Any]:
-        return call("validate", {"input": data, "execution": EXECUTION})
-
-    return run
 
 
 def test_validate_refuses_an_input_whose_history_could_pass_25000_events(

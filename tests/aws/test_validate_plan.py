@@ -9,20 +9,6 @@ import pytest
 
 from rightsizer.aws.validate import InvalidInput
 
-EXECUTION = {
-    "name": "plan",
-    "arn": "arn:aws:states:us-east-1:123456789012:execution:rightsizer-rightsize:plan",
-    "start_time": "2026-12-03T08:00:00Z",
-}
-
-
-@pytest.fixture
-def validate(s3, payload, call):
-    def run(data: dict[str, Any]) -> dict[str, Any]:
-        return call("validate", {"input": data, "execution": EXECUTION})
-
-    return run
-
 
 def _env(item: dict[str, Any]) -> dict[str, str]:
     return {e["Name"]: e["Value"] for e in item["loadgen"]["environment"]}

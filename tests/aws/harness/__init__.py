@@ -41,13 +41,14 @@ from . import (
 )
 from .constants import ACCOUNT, ASL_PATH, BUCKET, FUNCTION_DIRS, PREFIX, REGION
 from .fake_lambda import call_handler
-from .inputs import PAYLOAD_BYTES, PAYLOAD_KEY, benchmark_input
+from .inputs import EXECUTION, PAYLOAD_BYTES, PAYLOAD_KEY, benchmark_input
 from .limits import MAX_STATE_BYTES
 from .scenario import CapacityFailure, Fault, Scenario
 from .stack import Stack, deploy, substitute
 
 __all__ = [
-    "ACCOUNT", "ASL_PATH", "BUCKET", "FUNCTION_DIRS", "MAX_STATE_BYTES", "PAYLOAD_BYTES",
+    "ACCOUNT", "ASL_PATH", "BUCKET", "EXECUTION", "FUNCTION_DIRS", "MAX_STATE_BYTES",
+    "PAYLOAD_BYTES",
     "PAYLOAD_KEY", "PREFIX", "REGION", "CapacityFailure", "Fault", "Scenario", "Stack",
     "benchmark_input", "call_handler", "deploy", "install_all", "substitute",
 ]

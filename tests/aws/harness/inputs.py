@@ -7,6 +7,13 @@ from typing import Any
 from .constants import BUCKET, REGION
 
 PAYLOAD_KEY = "payloads/cat.jpg"
+# What the state machine passes Validate as $$.Execution (name, ARN, start time).
+EXECUTION = {
+    "name": "nightly-2026-11-25",
+    "arn": "arn:aws:states:us-east-1:123456789012:execution:rightsizer-rightsize:"
+           "nightly-2026-11-25",
+    "start_time": "2026-11-25T19:44:00.123Z",
+}
 PAYLOAD_BYTES = b"\xff\xd8\xff\xe0 not really a jpeg"
 MODEL_PACKAGE = (
     f"arn:aws:sagemaker:{REGION}:865070037744:model-package/"
