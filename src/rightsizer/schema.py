@@ -106,11 +106,27 @@ class StrictModel(BaseModel):
 
 
 class LocalModel(StrictModel):
-    """A folder with an ``inference.py`` (model_fn/input_fn/predict_fn/output_fn) and its files."""
+    """A model folder or ``model.tar.gz`` laid out as SageMaker's framework containers take it:
+    the script (``SAGEMAKER_PROGRAM``, default ``inference.py``, with model_fn/input_fn/
+    predict_fn/output_fn) in ``SAGEMAKER_SUBMIT_DIRECTORY``, ``code/`` or the root, and an
+    optional ``code/requirements.txt``."""
 
     kind: Literal["local"] = "local"
-    path: str = Field(description="Folder with inference.py, relative to the input file.")
+    path: str = Field(
+        description="A model folder or a model.tar.gz, relative to the input file, or the "
+        "s3:// URI of a model.tar.gz (read with your AWS credentials)."
+    )
     environment: ContainerEnvironment = Field(default_factory=dict)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("s3://"):
+            return v
+        if not S3_URI.match(v) or not v.lower().endswith((".tar.gz", ".tgz")):
+            raise ValueError(
+                "an s3:// model must be a model.tar.gz, e.g. s3://my-bucket/models/model.tar.gz")
+        return v
 
 
 class SyntheticModel(StrictModel):

@@ -5,6 +5,11 @@
 ``rightsizer.serving.synthetic``, whose capacity comes from its slots (the cores only set its
 CPU affinity).
 
+Before a LocalModel's server starts, ``deploy()`` makes its files ready as SageMaker would: a
+model.tar.gz unpacked (``rightsizer.artifacts``), the script found and its requirements
+installed into the model's own virtual environment (``rightsizer.model_env``), which then runs
+the server; both are cached, so only the first deployment of a model pays for them.
+
 No process outlives its endpoint: each server runs in its own process group, which
 ``delete()`` terminates; ``stop_all()`` (also run at exit) deletes every endpoint still up;
 and each server exits by itself when the process that launched it dies, even by SIGKILL.
@@ -31,6 +36,8 @@ from pathlib import Path
 from typing import IO
 
 import rightsizer
+from rightsizer.artifacts import ArtifactError, model_root
+from rightsizer.model_env import ModelEnvError, ServingPlan, plan, python_for
 from rightsizer.schema import InstanceTypeSpec, LocalModel, SyntheticModel
 from rightsizer.serving.process import EXIT_PORT_IN_USE, HOST
 
@@ -89,6 +96,7 @@ class LocalEndpoint:
         self.cores = spec.local_cpus * spec.count
         self.cpus = list(cpus) if cpus is not None else list(range(self.cores))
         self.request_timeout_s = request_timeout_s
+        self._serving: tuple[ServingPlan, Path] | None = None  # and its Python
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._log: IO[bytes] | None = None
@@ -118,15 +126,19 @@ class LocalEndpoint:
         return self._proc.pid if self._proc is not None else None
 
     def deploy(self, timeout_s: float = 120.0) -> str:
-        """Start the server and wait until ``/ping`` answers 200; returns ``url``.
+        """Make the model ready, start the server, wait until ``/ping`` answers 200; returns
+        ``url``.
 
-        Raises DeployError (with the server's output tail) if the server exits or is not ready
-        within ``timeout_s``; the process is stopped by then.
+        Raises DeployError if the model cannot be made ready (pip's own output when its
+        requirements fail), or (with the server's output tail) if the server exits or is not
+        ready within ``timeout_s``, which starts once the model is ready; the process is
+        stopped by then.
         """
         if self._proc is not None:
             raise RuntimeError(f"{self!r} is already deployed")
-        deadline = time.monotonic() + timeout_s
         try:
+            self._prepare()
+            deadline = time.monotonic() + timeout_s
             for _ in range(_PORT_ATTEMPTS):
                 self._start(_free_port())
                 try:
@@ -201,8 +213,18 @@ class LocalEndpoint:
 
     # --- internals ------------------------------------------------------------------------------
 
+    def _prepare(self) -> None:
+        """A LocalModel's root, script and Python, once per endpoint (cached across runs)."""
+        if not isinstance(self.model, LocalModel) or self._serving is not None:
+            return
+        try:
+            serving = plan(model_root(self.model.path, self.model_root), self.model.environment)
+            self._serving = serving, python_for(serving.requirements)
+        except (ArtifactError, ModelEnvError) as exc:
+            raise DeployError(f"{self.spec.instance_type}: {exc}") from exc
+
     def command(self, port: int) -> list[str]:
-        """The server's command line for ``port``."""
+        """The server's command line for ``port`` (a LocalModel's after ``deploy()`` began)."""
         cpus = ",".join(str(c) for c in self.cpus)
         common = ["--port", str(port), "--cpus", cpus, "--parent-pid", str(os.getpid())]
         if isinstance(self.model, SyntheticModel):
@@ -215,24 +237,39 @@ class LocalEndpoint:
             })
             return [sys.executable, "-m", "rightsizer.serving.synthetic", *common,
                     *cli_args(scaled)]
-        return [sys.executable, "-m", "rightsizer.serving.container", *common,
-                "--model-dir", str(self.model_dir), "--workers", str(self.cores),
-                "--timeout", repr(self.request_timeout_s)]
+        serving, python = self._ready()
+        return [str(python), "-m", "rightsizer.serving.container", *common,
+                "--model-dir", str(serving.root), "--script", str(serving.script),
+                "--workers", str(self.cores), "--timeout", repr(self.request_timeout_s)]
 
-    @property
-    def model_dir(self) -> Path:
-        assert isinstance(self.model, LocalModel)
-        return (self.model_root / self.model.path).resolve()
+    def _ready(self) -> tuple[ServingPlan, Path]:
+        assert self._serving is not None, "deploy() prepares the model first"
+        return self._serving
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, port: int) -> dict[str, str]:
         env = dict(os.environ)
         if isinstance(self.model, LocalModel):
             env.update(self.model.environment)
+            env.update(self._sagemaker_environment(port))
         # The server imports this same rightsizer, installed or not.
         package_root = str(Path(rightsizer.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         return env
+
+    def _sagemaker_environment(self, port: int) -> dict[str, str]:
+        """What the framework containers set; the paths are the local ones."""
+        serving, _python = self._ready()
+        return {
+            "SM_MODEL_DIR": str(serving.root),
+            "SAGEMAKER_PROGRAM": serving.program,
+            "SAGEMAKER_SUBMIT_DIRECTORY": str(serving.code_dir),
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": str(self.cores),
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": f"{self.request_timeout_s:g}",
+            "SM_NUM_CPUS": str(self.cores),
+            "SM_NUM_GPUS": "0",
+        }
 
     def _open_log(self) -> IO[bytes]:
         if self._log is not None:
@@ -246,15 +283,12 @@ class LocalEndpoint:
         return self._log
 
     def _start(self, port: int) -> None:
-        if isinstance(self.model, LocalModel) and not (self.model_dir / "inference.py").is_file():
-            raise DeployError(f"{self.model_dir} has no inference.py: a local model is a "
-                              "folder with inference.py (model_fn, input_fn, ...)")
         log = self._open_log()
         log.seek(0, os.SEEK_END)
         self._log_start = log.tell()
         self._port = port
         self._proc = subprocess.Popen(
-            self.command(port), env=self._environment(), stdin=subprocess.DEVNULL,
+            self.command(port), env=self._environment(port), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         _LIVE[id(self)] = self

@@ -1,4 +1,4 @@
-"""Host a user's ``inference.py`` the way SageMaker's framework containers do.
+"""Host a user's inference script the way SageMaker's framework containers do.
 
 A front process (uvicorn, keep-alive connections) holds the clients and hands each request to
 an idle model worker: one worker process per CPU of the profile, each pinned to its own core
@@ -6,7 +6,8 @@ and running one inference at a time, like a real core (see ``workers``). The mod
 once, before the server binds, so ``/ping`` answering means the model is ready, and a failing
 ``model_fn`` stops the process with its traceback on stderr.
 
-    python -m rightsizer.serving.container --model-dir DIR --port P --workers N --cpus 0,1
+    python -m rightsizer.serving.container --model-dir DIR [--script FILE] --port P \
+        --workers N --cpus 0,1
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from rightsizer.model_env import find_script
 from rightsizer.schema import MAX_PAYLOAD_BYTES
 from rightsizer.serving.asgi import (
     Receive,
@@ -102,10 +104,13 @@ async def read_body(receive: Receive) -> bytes | None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m rightsizer.serving.container",
-        description="Serve a model folder's inference.py on SageMaker's container contract.",
+        description="Serve a model's inference script on SageMaker's container contract.",
     )
     parser.add_argument("--model-dir", required=True, type=Path,
-                        help="folder with inference.py (and the model files it loads)")
+                        help="the model root (model_dir, SM_MODEL_DIR): the model's files")
+    parser.add_argument("--script", type=Path,
+                        help="the inference script (default: SAGEMAKER_PROGRAM, default "
+                             "inference.py, in SAGEMAKER_SUBMIT_DIRECTORY, code/ or the root)")
     parser.add_argument("--port", type=int, default=int(os.environ.get(
         "SAGEMAKER_BIND_TO_PORT", "8080")))
     parser.add_argument("--workers", type=int, default=1, help="one per CPU of the profile")
@@ -132,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     exit_if_port_taken(args.port)
     exit_with_parent(args.parent_pid)
     try:
-        handler = Handler(args.model_dir)
+        handler = Handler(args.model_dir, args.script or find_script(
+            args.model_dir.resolve(), dict(os.environ)))
     except Exception:
         # The launcher shows this tail as the reason the endpoint failed to deploy.
         print(f"loading the model from {args.model_dir} failed:\n{traceback.format_exc()}",

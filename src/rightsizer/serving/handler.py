@@ -1,4 +1,4 @@
-"""Load a user's ``inference.py`` and answer one invocation, independent of any HTTP server.
+"""Load a user's inference script and answer one invocation, independent of any HTTP server.
 
 The handler functions follow SageMaker's framework containers: ``model_fn(model_dir)``,
 ``input_fn(body, content_type)``, ``predict_fn(data, model)``, ``output_fn(prediction,
@@ -37,16 +37,15 @@ class Response:
     content_type: str
 
 
-def load_inference(model_dir: Path) -> ModuleType:
-    """Import ``model_dir/inference.py``; its folder goes on sys.path for its own helpers."""
-    path = model_dir / "inference.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: the model folder needs an inference.py")
-    sys.path.insert(0, str(model_dir))
-    spec = importlib.util.spec_from_file_location("inference", path)
+def load_script(script: Path) -> ModuleType:
+    """Import the user's script; its folder goes first on sys.path for its own helpers."""
+    if not script.is_file():
+        raise FileNotFoundError(f"{script} does not exist: the model needs an inference script")
+    sys.path.insert(0, str(script.parent))
+    spec = importlib.util.spec_from_file_location(script.stem, script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["inference"] = module
+    sys.modules[script.stem] = module
     spec.loader.exec_module(module)
     return module
 
@@ -60,11 +59,12 @@ def media_type(header: str | None, default: str) -> str:
 class Handler:
     """The user's model, loaded once, and the functions that serve it."""
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, script: str | Path | None = None) -> None:
+        """``script``: the user's script (default ``model_dir/inference.py``)."""
         model_dir = Path(model_dir).resolve()
         # What SageMaker containers expose; user code often reads it.
         os.environ.setdefault("SM_MODEL_DIR", str(model_dir))
-        module = load_inference(model_dir)
+        module = load_script(Path(script) if script else model_dir / "inference.py")
         self.input_fn: Callable[[bytes, str], Any] = getattr(
             module, "input_fn", defaults.default_input_fn)
         self.predict_fn: Callable[[Any, Any], Any] = getattr(
