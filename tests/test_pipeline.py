@@ -121,11 +121,62 @@ def test_a_whole_run_recommends_and_the_report_can_be_rebuilt(
     assert_all_stopped(spawned_pids)
 
     run_dir = Path(outcome.store.uri())
+    own = {name: (run_dir / name).read_bytes() for name in ("recommendation.json", "report.html")}
     code = main(["report", str(run_dir), "--min-rps", "150", "--max-rps", "900"])
     assert code == 0
-    rebuilt = json.loads((run_dir / "recommendation.json").read_text())
+    what_if = run_dir / "what-if" / "min-150-max-900"
+    rebuilt = json.loads((what_if / "recommendation.json").read_text())
     assert (rebuilt["min_rps"], rebuilt["max_rps"]) == (150, 900)
     best = rebuilt["recommended"]
     assert best["instances_needed_at_max"] >= 900 / best["capacity_per_instance"]
-    assert "local.1cpu" in (run_dir / "report.html").read_text()
+    assert "local.1cpu" in (what_if / "report.html").read_text()
+    # The run's own conclusion is untouched, and the what-if is no run of its own.
+    assert {name: (run_dir / name).read_bytes() for name in own} == own
+    capsys.readouterr()
+    assert main(["history", str(tmp_path / "results")]) == 0
+    assert capsys.readouterr().out.count(outcome.run_id) == 1
     assert endpoints  # the package import is part of the public surface
+
+
+def test_three_runs_of_one_name_are_listed_compared_and_a_halved_capacity_regresses(
+    tmp_path: Path, spawned_pids: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 2 slots x 20 ms = 100 rps twice, then 2 slots x 40 ms = 50 rps: the same endpoint, slower.
+    fast = {"kind": "synthetic", "slots": 2, "service_ms": 20}
+    runs = [
+        run_benchmark(benchmark(tmp_path, model, ["local.1cpu"]), tmp_path)
+        for model in (fast, fast, {**fast, "service_ms": 40})
+    ]
+    first, second, halved = (Path(r.store.uri()) for r in runs)
+    assert runs[0].since_last_run is None and "Since last run" not in _report(first)
+    assert runs[1].since_last_run is not None
+    assert runs[1].since_last_run.old.run_id == runs[0].run_id
+    capsys.readouterr()
+
+    assert main(["history", str(tmp_path / "results"), "--name", "t"]) == 0
+    listed = capsys.readouterr().out
+    assert [line.split()[-1] for line in listed.splitlines()[2:]] == [
+        r.run_id for r in reversed(runs)
+    ]  # newest first
+    assert main(["history", str(tmp_path / "results"), "--name", "other"]) == 0
+    assert "no runs named 'other'" in capsys.readouterr().out
+
+    assert main(["diff", str(first), str(first)]) == 0
+    # Two measurements of one endpoint differ by the search's precision, not by half.
+    assert main(["diff", str(first), str(second), "--threshold", "0.3"]) == 0
+    capsys.readouterr()
+    assert main(["diff", str(second), str(halved)]) == 3
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "local.1cpu: capacity fell" in out
+
+    diff = runs[2].since_last_run
+    assert diff is not None and diff.regressed and diff.old.run_id == runs[1].run_id
+    page = _report(halved)
+    assert "Since last run" in page and "Regression" in page and "capacity fell" in page
+    assert "Trend over the last 3 runs" in page
+    assert json.loads((halved / "since_last_run.json").read_text())["regressions"]
+    assert_all_stopped(spawned_pids)
+
+
+def _report(run_dir: Path) -> str:
+    return (run_dir / "report.html").read_text()

@@ -1,18 +1,29 @@
-"""``rightsizer``: validate | schema | run | loadtest | report."""
+"""``rightsizer``: validate, schema, run, report, history, diff, loadtest, start, schedule."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from rightsizer.history import (
+    DEFAULT_THRESHOLD,
+    RunRecord,
+    compare,
+    format_diff,
+    format_history,
+    newest_first,
+    parse_run_id,
+)
 from rightsizer.payloads import PayloadError, load_payloads
 from rightsizer.schema import BenchmarkInput, format_errors
 
@@ -20,6 +31,7 @@ if TYPE_CHECKING:
     from rightsizer.recommend import Recommendation
 
 EXIT_INVALID = 2
+EXIT_REGRESSION = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -149,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_recommendation(outcome.recommendation))
     print(f"\nreport:  {outcome.store.uri('report.html')}")
     print(f"results: {outcome.store.uri()}")
+    if outcome.since_last_run is not None:
+        print(f"\nsince last run:\n{format_diff(outcome.since_last_run)}")
     if outcome.interrupted:
         print("interrupted: the results above cover only the types that finished")
         return EXIT_INTERRUPTED
@@ -194,6 +208,57 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(format_recommendation(outcome.recommendation))
     print(f"\nreport: {outcome.store.uri('report.html')}")
     return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rightsizer.results import read_record
+    from rightsizer.store import open_results
+
+    with _unreadable_as_input_error("results"):
+        results = open_results(args.results)
+        ids = [i for i in results.run_ids()
+               if (parsed := parse_run_id(i)) and args.name in (None, parsed[0])]
+        records = [r for i in ids if (r := read_record(results.run(i))) is not None]
+    if not records:
+        which = f" named {args.name!r}" if args.name else ""
+        print(f"no runs{which} in {args.results}")
+        return 0
+    print(format_history(newest_first(records)))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    if not 0 <= args.threshold < 1:
+        raise InputError(f"--threshold: {args.threshold:g} must be a fraction in [0, 1), e.g. 0.1")
+    old, new = (_finished_record(args.old, "old"), _finished_record(args.new, "new"))
+    diff = compare(old, new, args.threshold)
+    print(format_diff(diff))
+    return EXIT_REGRESSION if diff.regressed else 0
+
+
+def _finished_record(run: str, field_name: str) -> RunRecord:
+    from rightsizer.results import read_record
+    from rightsizer.store import open_run
+
+    with _unreadable_as_input_error(field_name):
+        record = read_record(open_run(run))
+    if record is None:
+        raise InputError(f"{field_name}: {run} has a run id rightsizer did not make "
+                         "(<name>-<UTC start>-<hash>)")
+    if record.status == "unfinished":
+        raise InputError(f"{field_name}: {run} has no recommendation.json yet: it is still "
+                         "running or failed before it; `rightsizer report` rebuilds it")
+    return record
+
+
+@contextlib.contextmanager
+def _unreadable_as_input_error(field_name: str) -> Iterator[None]:
+    from rightsizer.s3 import S3ReadError
+
+    try:
+        yield
+    except (FileNotFoundError, ValueError, S3ReadError) as exc:  # not a run, or unreadable
+        raise InputError(f"{field_name}: {exc}") from exc
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
@@ -276,6 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-rps", type=float)
     p.add_argument("--max-rps", type=float)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("history", help="list the runs in a results folder or s3:// prefix")
+    p.add_argument("results", help="a results folder (the input's \"results\") or s3://bucket")
+    p.add_argument("--name", help="only the runs of this input name")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("diff", help="compare two runs; exit 3 when NEW regresses")
+    p.add_argument("old", help="a run folder or s3://bucket/runs/<run id>/")
+    p.add_argument("new", help="a run folder or s3://bucket/runs/<run id>/")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="the fall in capacity or rise in cost that counts (0.10 = 10%%)")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser(
         "start",

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from rightsizer.endpoints.local import DeployError, LocalEndpoint, stop_all
 from rightsizer.engine import find_max_rate
+from rightsizer.history import RunDiff
 from rightsizer.loadgen.target import HttpTarget
 from rightsizer.payloads import LoadedPayload, load_payloads
 from rightsizer.pricing import resolve_prices
@@ -40,8 +41,10 @@ from rightsizer.smoke import (
 from rightsizer.store import (
     INPUT,
     PRICES,
+    WHAT_IF,
     LocalRunStore,
     RunStore,
+    SubStore,
     new_run_id,
     open_run,
     open_store,
@@ -63,6 +66,7 @@ class RunOutcome:
     summaries: list[TypeSummary]
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    since_last_run: RunDiff | None = None
 
 
 class NotLocalError(ValueError):
@@ -125,8 +129,9 @@ def run_benchmark(
                 summary = future.result()
                 summaries[summary.instance_type] = summary
     ordered = [summaries[s.instance_type] for s in benchmark.specs if s.instance_type in summaries]
-    recommendation = write_results(store, benchmark, ordered, prices)
-    return RunOutcome(run_id, store, recommendation, ordered, interrupted)
+    conclusion = write_results(store, benchmark, ordered, prices)
+    return RunOutcome(run_id, store, conclusion.recommendation, ordered, interrupted,
+                      since_last_run=conclusion.since_last_run)
 
 
 def local_model(benchmark: BenchmarkInput) -> LocalModel | SyntheticModel:
@@ -143,8 +148,10 @@ def local_model(benchmark: BenchmarkInput) -> LocalModel | SyntheticModel:
 def rebuild_report(
     run: str | Path, min_rps: float | None = None, max_rps: float | None = None
 ) -> RunOutcome:
-    """Recommendation and report from stored results (a run folder or its s3:// URI), for other
-    traffic figures or after a failed recommendation step; no load."""
+    """Recommendation and report from stored results (a run folder or its s3:// URI); no load.
+
+    Without figures, the run's own (e.g. after a failed recommendation step). With other traffic
+    figures, a what-if beside them (``what-if/min-A-max-B/``): the run's own conclusion stays."""
     store = open_run(run)
     raw = json.loads(store.read_bytes(INPUT))
     traffic = raw["traffic"]
@@ -160,8 +167,17 @@ def rebuild_report(
             f"this run kept no {PRICES}: priced in its input's region, {benchmark.region}, from "
             "the input's prices and the bundled table"
         )
-    recommendation = write_results(store, benchmark, summaries, prices)
-    return RunOutcome(store.run_id, store, recommendation, summaries, notes=notes)
+    what_if = min_rps is not None or max_rps is not None
+    target = SubStore(store, what_if_folder(benchmark)) if what_if else store
+    conclusion = write_results(target, benchmark, summaries, prices, compare_runs=not what_if)
+    return RunOutcome(store.run_id, target, conclusion.recommendation, summaries, notes=notes,
+                      since_last_run=conclusion.since_last_run)
+
+
+def what_if_folder(benchmark: BenchmarkInput) -> str:
+    """``what-if/min-20-max-150``: named by the traffic figures it was priced for."""
+    traffic = benchmark.traffic
+    return f"{WHAT_IF}/min-{traffic.min_rps:g}-max-{traffic.max_rps:g}"
 
 
 def benchmark_type(spec: InstanceTypeSpec, context: RunContext) -> TypeSummary:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rightsizer import __version__
+from rightsizer.history import RunDiff, RunRecord, TypeChange, TypeFigures
 from rightsizer.pricing import BundledPrices
 from rightsizer.recommend import HOURS_PER_MONTH, Recommendation, TypeOption
 from rightsizer.schema import BenchmarkInput
@@ -507,6 +508,72 @@ def _prices_section(rec: Recommendation, bi: BenchmarkInput) -> str:
     )
 
 
+def _since_last_run_section(diff: RunDiff, trend: Sequence[RunRecord]) -> str:
+    if diff.regressed:
+        verdict = (f'<div class="warn"><strong>Regression</strong> (threshold '
+                   f"{diff.threshold:.0%}):<ul>"
+                   + "".join(f"<li>{esc(r)}</li>" for r in diff.regressions) + "</ul></div>")
+    else:
+        verdict = f'<p class="ok">No regression (threshold {diff.threshold:.0%}).</p>'
+    head = ("<tr><th class=l>Type</th><th>rps per instance<br>before / now</th><th>Change</th>"
+            "<th>p99 ms<br>before / now</th><th>$/h per instance<br>before / now</th></tr>")
+    rows = "".join(_change_row(c) for c in diff.types)
+    notes = "".join(f'<p class="small">{esc(n)}</p>' for n in diff.notes)
+    return (
+        "<h2>Since last run</h2>"
+        f'<p class="meta">Compared with <code>{esc(diff.old.run_id)}</code> '
+        f"(started {esc(diff.old.started_at)}): recommended {_fleet_words(diff.old)} then, "
+        f"{_fleet_words(diff.new)} now.</p>{verdict}"
+        f'<div class="scroll"><table>{head}{rows}</table></div>{notes}{_trend_table(trend)}'
+    )
+
+
+def _fleet_words(record: RunRecord) -> str:
+    if record.recommended_type is None:
+        return "nothing viable"
+    return (f"{record.instances_at_max} &times; {esc(record.recommended_type)} at "
+            f"{money(record.cost_per_hour_at_max)}/h at max traffic")
+
+
+def _change_row(c: TypeChange) -> str:
+    change = "–" if c.capacity_change is None else f"{c.capacity_change:+.0%}"
+    css = "bad" if c.capacity_fell else ""
+    return (
+        f"<tr><td class=l>{esc(c.instance_type)}</td>"
+        f"<td class=n>{_capacity_of(c.old)} / {_capacity_of(c.new)}</td>"
+        f'<td class="n {css}">{change}</td>'
+        f"<td class=n>{_p99_of(c.old)} / {_p99_of(c.new)}</td>"
+        f"<td class=n>{_price_of(c.old)} / {_price_of(c.new)}</td></tr>"
+    )
+
+
+def _capacity_of(f: TypeFigures | None) -> str:
+    return "–" if f is None else num(f.capacity_per_instance) + ("" if f.viable else " ✗")
+
+
+def _p99_of(f: TypeFigures | None) -> str:
+    return "–" if f is None else _short_ms(f.p99_ms)
+
+
+def _price_of(f: TypeFigures | None) -> str:
+    return "–" if f is None else money(f.price_per_hour)
+
+
+def _trend_table(trend: Sequence[RunRecord]) -> str:
+    """Capacity per instance and the recommended fleet's cost, run by run (oldest first)."""
+    types = sorted({t.instance_type for r in trend for t in r.types})
+    head = ("<tr><th class=l>Run started</th><th class=l>Recommended</th><th>$/h at max</th>"
+            + "".join(f"<th>{esc(t)}<br>rps/instance</th>" for t in types) + "</tr>")
+    rows = []
+    for r in trend:
+        cells = "".join(f"<td class=n>{_capacity_of(r.figures(t))}</td>" for t in types)
+        rows.append(f"<tr><td class=l>{esc(r.started_at)}</td>"
+                    f"<td class=l>{esc(r.recommended_type or 'nothing viable')}</td>"
+                    f"<td class=n>{money(r.cost_per_hour_at_max)}</td>{cells}</tr>")
+    return (f"<h3>Trend over the last {len(trend)} runs</h3>"
+            f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>')
+
+
 # --- page ---------------------------------------------------------------------------------------
 
 
@@ -515,8 +582,11 @@ def render_report(
     summaries: Sequence[TypeSummary],
     benchmark_input: BenchmarkInput,
     run_id: str,
+    *,
+    since_last_run: RunDiff | None = None,
+    trend: Sequence[RunRecord] = (),
 ) -> str:
-    """The whole ``report.html`` as one string."""
+    """The whole ``report.html`` as one string; "Since last run" only when there was one."""
     bi = benchmark_input
     best = recommendation.recommended
     objective = bi.objective
@@ -531,6 +601,7 @@ def render_report(
         _recommendation_section(recommendation, bi),
         "<h2>Why</h2>",
         _paragraphs(recommendation.explanation),
+        _since_last_run_section(since_last_run, trend) if since_last_run else "",
         "<h2>All instance types</h2>",
         _options_table(recommendation),
         '<p class="small">Instances min / max: the fleet the autoscaling policy runs at min and '

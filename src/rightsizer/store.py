@@ -5,6 +5,10 @@ runs/<run_id>/<instance_type>/summary.json   (+ Locust's CSVs beside it)
 runs/<run_id>/recommendation.json
 runs/<run_id>/prices.json                    (USD per instance-hour the recommendation used)
 runs/<run_id>/report.html
+runs/<run_id>/since_last_run.json            (the comparison with the run before, if any)
+runs/<run_id>/what-if/min-<A>-max-<B>/       (``rightsizer report --min-rps A --max-rps B``)
+
+A results root (a folder or ``s3://bucket[/prefix]``) holds many runs; ``open_results`` lists them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from rightsizer.s3 import read_s3, split_s3_uri
+from rightsizer.s3 import S3ReadError, read_s3, split_s3_uri
 from rightsizer.summary import TypeSummary
 
 INPUT = "input.json"
@@ -23,6 +27,8 @@ SUMMARY = "summary.json"
 RECOMMENDATION = "recommendation.json"
 REPORT = "report.html"
 PRICES = "prices.json"
+SINCE_LAST_RUN = "since_last_run.json"
+WHAT_IF = "what-if"
 
 
 def new_run_id(name: str, now: datetime | None = None) -> str:
@@ -49,6 +55,18 @@ def read_json(store: RunStore, key: str) -> Any:
     return json.loads(store.read_bytes(key))
 
 
+def read_optional(store: RunStore, key: str) -> bytes | None:
+    """The object's bytes, or None when the run has no such key (not yet written, or never)."""
+    try:
+        return store.read_bytes(key)
+    except FileNotFoundError:
+        return None
+    except S3ReadError as exc:
+        if exc.code == "NoSuchKey":
+            return None
+        raise
+
+
 def write_summary(store: RunStore, summary: TypeSummary) -> str:
     return store.write_bytes(
         f"{summary.instance_type}/{SUMMARY}",
@@ -60,6 +78,73 @@ def write_summary(store: RunStore, summary: TypeSummary) -> str:
 def read_summaries(store: RunStore) -> list[TypeSummary]:
     keys = sorted(k for k in store.list_keys() if k.count("/") == 1 and k.endswith("/" + SUMMARY))
     return [TypeSummary.model_validate_json(store.read_bytes(k)) for k in keys]
+
+
+class SubStore:
+    """A folder inside a run (a what-if): its own files, under the run's id."""
+
+    def __init__(self, parent: RunStore, prefix: str) -> None:
+        self.run_id = parent.run_id
+        self.parent = parent
+        self.prefix = prefix.strip("/") + "/"
+
+    def write_bytes(self, key: str, data: bytes, content_type: str = "") -> str:
+        return self.parent.write_bytes(self.prefix + key, data, content_type)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.parent.read_bytes(self.prefix + key)
+
+    def list_keys(self) -> list[str]:
+        keys = self.parent.list_keys()
+        return [k[len(self.prefix) :] for k in keys if k.startswith(self.prefix)]
+
+    def uri(self, key: str = "") -> str:
+        return self.parent.uri(self.prefix + key)
+
+
+class Results(Protocol):
+    """A results root: the runs it holds, by id."""
+
+    def run_ids(self) -> list[str]: ...
+    def run(self, run_id: str) -> RunStore: ...
+
+
+class LocalResults:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def run_ids(self) -> list[str]:
+        runs = self.root / "runs"
+        if not runs.is_dir():
+            return []
+        return sorted(p.name for p in runs.iterdir() if (p / INPUT).is_file())
+
+    def run(self, run_id: str) -> RunStore:
+        return LocalRunStore(self.root, run_id)
+
+
+class S3Results:
+    def __init__(self, results_uri: str, s3_client: Any = None) -> None:
+        import boto3
+
+        self.results_uri = results_uri.rstrip("/")
+        self.bucket, key = split_s3_uri(self.results_uri)
+        base = key.strip("/")
+        self.prefix = f"{base}/runs/" if base else "runs/"
+        self.s3 = s3_client or boto3.client("s3")
+
+    def run_ids(self) -> list[str]:
+        """Every ``runs/<id>/`` folder: one delimited listing, paged (1,000 per page)."""
+        ids: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
+        ):
+            ids.extend(p["Prefix"][len(self.prefix) :].rstrip("/")
+                       for p in page.get("CommonPrefixes", []))
+        return sorted(ids)
+
+    def run(self, run_id: str) -> RunStore:
+        return S3RunStore(self.results_uri, run_id, self.s3)
 
 
 class LocalRunStore:
@@ -108,6 +193,7 @@ class S3RunStore:
         self.run_id = run_id
         base = key.strip("/")
         self.prefix = f"{base}/runs/{run_id}/" if base else f"runs/{run_id}/"
+        self.results_uri = f"s3://{self.bucket}/{base}" if base else f"s3://{self.bucket}"
         self.s3 = s3_client or boto3.client("s3")
 
     @classmethod
@@ -150,6 +236,24 @@ def open_store(results: str, run_id: str, s3_client: Any = None) -> RunStore:
     if results.startswith("s3://"):
         return S3RunStore(results, run_id, s3_client)
     return LocalRunStore(results, run_id)
+
+
+def open_results(results: str | Path, s3_client: Any = None) -> Results:
+    """A results root: a folder (``results`` or ``results/runs``) or ``s3://bucket[/prefix]``."""
+    text = str(results)
+    if text.startswith("s3://"):
+        return S3Results(text.rstrip("/").removesuffix("/runs"), s3_client)
+    path = Path(results)
+    return LocalResults(path.parent if path.name == "runs" else path)
+
+
+def results_of(store: RunStore) -> Results | None:
+    """The results root a run's folder is in (None for a folder inside a run)."""
+    if isinstance(store, LocalRunStore):
+        return LocalResults(store.path.parent.parent)
+    if isinstance(store, S3RunStore):
+        return S3Results(store.results_uri, store.s3)
+    return None
 
 
 def open_run(run: str | Path, s3_client: Any = None) -> RunStore:

@@ -59,7 +59,8 @@ def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
         if s.status == "failed"
     ]
 
-    recommendation = write_results(store, bench, summaries, event.prices)
+    conclusion = write_results(store, bench, summaries, event.prices)
+    recommendation = conclusion.recommendation
     report_uri = store.uri(REPORT)
 
     output: dict[str, Any] = {
