@@ -79,7 +79,9 @@ def default_output_fn(prediction: Any, accept: str) -> bytes:
     if accept == CSV:
         out = io.StringIO()
         array = np.asarray(prediction)
-        csv.writer(out).writerows(array.reshape(len(array), -1) if array.ndim else [[array]])
+        # "\n" rows, as the toolkit's encoder (numpy.savetxt) writes them.
+        rows = array.reshape(len(array), -1) if array.ndim else [[array]]
+        csv.writer(out, lineterminator="\n").writerows(rows)
         return out.getvalue().encode()
     if accept == NPY:
         out_bytes = io.BytesIO()
