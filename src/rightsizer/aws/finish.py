@@ -5,18 +5,24 @@ reason), so the report lists it like the local mode does. A type whose load test
 left no summary is failed too. If no type succeeded the run is failed: ``finish`` returns
 ``status: failed`` with a cause, and the state machine ends in a Fail state (never SUCCEEDED with
 an empty output).
+
+The run is compared with the previous successful run of the same name (``rightsizer.results``);
+a regression is published (``rightsizer.aws.alerts``) when ``alerts`` are given.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from rightsizer.aws.alerts import publish_regression
 from rightsizer.aws.events import FinishEvent, ItemResult
 from rightsizer.aws.failures import cleanup_problems, reason_for
 from rightsizer.aws.outcomes import item_results
+from rightsizer.history import RunDiff
 from rightsizer.results import write_results
 from rightsizer.s3 import S3ReadError
 from rightsizer.schema import BenchmarkInput
@@ -35,7 +41,16 @@ from rightsizer.summary import TypeSummary, failed_summary
 log = logging.getLogger(__name__)
 
 
-def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Alerts:
+    """Where a regression is told: EventBridge's default bus, and an SNS topic if one is set."""
+
+    events: Any
+    sns: Any
+    topic_arn: str = ""
+
+
+def finish_run(event: FinishEvent, *, s3: Any, alerts: Alerts | None = None) -> dict[str, Any]:
     run = event.run
     store = S3RunStore(run.results_uri, run.run_id, s3)
     # Priced in the stack's region (as Validate did), whatever input.json defaulted to.
@@ -75,6 +90,10 @@ def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
         "notes": list(run.notes),
         "worst_case_cost_usd": run.worst_case_cost_usd,
     }
+    if conclusion.since_last_run is not None:
+        output["since_last_run"] = _since_last_run(
+            conclusion.since_last_run, report_uri, run.execution_arn, alerts
+        )
     best = recommendation.recommended
     if best is not None:
         output["recommended"] = {
@@ -101,6 +120,22 @@ def finish_run(event: FinishEvent, *, s3: Any) -> dict[str, Any]:
     if best is None:
         output["explanation"] = recommendation.explanation
     return {"status": "succeeded", "output": output}
+
+
+def _since_last_run(
+    diff: RunDiff, report_uri: str, execution_arn: str, alerts: Alerts | None
+) -> dict[str, Any]:
+    """The comparison in the execution's output; a regression is published first."""
+    problems: list[str] = []
+    if diff.regressed and alerts is not None:
+        problems = publish_regression(diff, report_uri, execution_arn, events=alerts.events,
+                                      sns=alerts.sns, topic_arn=alerts.topic_arn)
+    return {
+        "previous_run_id": diff.old.run_id,
+        "regressed": diff.regressed,
+        "regressions": list(diff.regressions),
+        "alert_problems": problems,
+    }
 
 
 def _record(store: S3RunStore, result: ItemResult, keys: set[str]) -> None:
