@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from rightsizer.payloads import PayloadError, load_payloads
 from rightsizer.schema import BenchmarkInput, format_errors
 
 if TYPE_CHECKING:
+    from rightsizer.aws.schedules import Schedule
     from rightsizer.recommend import Recommendation
 
 EXIT_INVALID = 2
@@ -261,6 +262,58 @@ def _unreadable_as_input_error(field_name: str) -> Iterator[None]:
         raise InputError(f"{field_name}: {exc}") from exc
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
+    from rightsizer.aws import schedules
+
+    try:
+        session = boto3.Session(region_name=args.region)
+        scheduler, s3 = session.client("scheduler"), session.client("s3")
+        if args.action == "add":
+            target = schedules.find_target(args.stack, session.client("cloudformation"))
+            made = schedules.add_schedule(args.file, target, args.rate, scheduler=scheduler,
+                                          s3=s3, name=args.name)
+            kept = f"; input kept at {made.input_uri}" if made.input_uri else ""
+            print(f"schedule {made.name}: {made.expression}, starts "
+                  f"{target.stack.state_machine_arn}{kept}")
+        elif args.action == "list":
+            _print_schedules(schedules.list_schedules(args.stack, scheduler=scheduler))
+        else:
+            gone = schedules.remove_schedule(args.stack, args.name, scheduler=scheduler, s3=s3)
+            print(f"removed schedule {gone.name}")
+    except (NoRegionError, NoCredentialsError) as exc:
+        raise InputError(f"{exc}: pass --region, or configure AWS credentials") from exc
+    except schedules.ScheduleError as exc:
+        raise InputError(str(exc)) from exc
+    return 0
+
+
+def _print_schedules(found: Sequence[Schedule]) -> None:
+    if not found:
+        print("no schedules")
+    for s in found:
+        kept = f"  (input {s.input_uri})" if s.input_uri else ""
+        print(f"{s.name}  {s.state}  {s.expression}{kept}")
+
+
+def _schedule_parser(sub: Any) -> None:
+    p = sub.add_parser("schedule", help="re-benchmark on a schedule (EventBridge Scheduler)")
+    actions = p.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="a schedule that starts the stack with FILE")
+    add.add_argument("file", type=Path)
+    add.add_argument("--rate", required=True, help='e.g. "rate(7 days)" or "cron(0 3 ? * MON *)"')
+    add.add_argument("--name", help="the schedule's name after the stack's (default: the input's)")
+    listed = actions.add_parser("list", help="the stack's schedules")
+    remove = actions.add_parser("remove", help="delete one of the stack's schedules")
+    remove.add_argument("name")
+    for q in (add, listed, remove):
+        q.add_argument("--stack", required=True)
+        q.add_argument("--region")
+    p.set_defaults(func=cmd_schedule)
+
+
 def cmd_loadtest(args: argparse.Namespace) -> int:
     from rightsizer.engine import find_max_rate
     from rightsizer.loadgen.target import HttpTarget
@@ -353,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="the fall in capacity or rise in cost that counts (0.10 = 10%%)")
     p.set_defaults(func=cmd_diff)
+
+    _schedule_parser(sub)
 
     p = sub.add_parser(
         "start",

@@ -109,7 +109,7 @@ class PartlyFailingEvents:
         self.failures = failures
         self.calls = 0
 
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls += 1
         assert len(json.dumps(Entries[0]).encode()) < 256 * 1024
         if self.calls <= self.failures:

@@ -163,7 +163,7 @@ def test_parameters_have_defaults_except_what_only_the_user_knows(template):
     parameters = template["Parameters"]
     required = {name for name, p in parameters.items() if "Default" not in p}
     assert required == {"LoadgenImageUri", "VpcId", "Subnets"}
-    assert parameters["ScheduleState"]["Default"] == "DISABLED"
+    assert parameters["AlertTopicArn"]["Default"] == ""
     assert NAME_PREFIX.match(parameters["NamePrefix"]["Default"])
     assert parameters["NamePrefix"]["AllowedPattern"] == NAME_PREFIX.pattern
 
