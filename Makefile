@@ -23,6 +23,12 @@ MODEL := examples/local/digits/model.joblib
 $(MODEL): $(STAMP) examples/local/digits/train.py
 	$(PY) examples/local/digits/train.py
 
+# The model.tar.gz example (SageMaker's code/ layout with a requirements.txt), trained from the
+# iris data that ships with scikit-learn: `rightsizer run examples/local/iris-input.json`.
+IRIS := examples/local/iris/model.tar.gz
+$(IRIS): $(STAMP) examples/local/iris/build.py $(wildcard examples/local/iris/code/*)
+	$(PY) examples/local/iris/build.py
+
 demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/rightsizer run examples/local/digits-input.json
 
