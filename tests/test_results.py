@@ -33,7 +33,7 @@ def test_a_rebuilt_report_uses_the_prices_the_run_used(tmp_path: Path) -> None:
     store = a_run(tmp_path)
     ran_at = {"local.1cpu": 0.7, "local.2cpu": 0.9}  # e.g. the Price List API's, on AWS
     first = write_results(store, BENCH, [], ran_at)
-    assert stored_prices(store) == ran_at and first.recommended is None
+    assert stored_prices(store) == ran_at and first.recommendation.recommended is None
     rebuilt = rebuild_report(store.path)
     best = rebuilt.recommendation.recommended
     assert best is not None and best.cost_per_hour_at_max == 0.7  # not the input's 0.1

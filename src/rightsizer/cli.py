@@ -24,8 +24,9 @@ from rightsizer.history import (
     newest_first,
     parse_run_id,
 )
+from rightsizer.model_env import describe_local_model
 from rightsizer.payloads import PayloadError, load_payloads
-from rightsizer.schema import BenchmarkInput, format_errors
+from rightsizer.schema import BenchmarkInput, LocalModel, format_errors
 
 if TYPE_CHECKING:
     from rightsizer.aws.schedules import Schedule
@@ -102,6 +103,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     benchmark = check_input(args.file)
     types = ", ".join(s.instance_type for s in benchmark.specs)
     print(f"{args.file}: valid. {len(benchmark.specs)} instance types: {types}")
+    if isinstance(benchmark.model, LocalModel):  # which script and requirements it will use
+        print("\n".join(describe_local_model(benchmark.model, args.file.parent)))
     estimate = cost.worst_case(benchmark, resolve_prices(benchmark))
     print(cost.format_estimate(estimate))
     if estimate.bounds.where == "aws":

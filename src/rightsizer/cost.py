@@ -43,7 +43,7 @@ AWS_SMOKE_LAMBDA_SECONDS = 900  # template SmokeTestFunction Timeout
 AWS_LAMBDA_RETRIES = 3  # ASL SmokeTest
 AWS_LAMBDA_RETRY_WAITS = 2 + 4 + 8  # ASL SmokeTest
 AWS_CREATE_ENDPOINT_RETRY_WAITS = 5 + 10 + 20 + 40 + 80  # ASL CreateEndpoint
-AWS_DELETE_ENDPOINT_RETRY_WAITS = 5 + 10  # ASL DeleteEndpoint
+AWS_DELETE_ENDPOINT_RETRY_WAITS = 0  # ASL DeleteEndpoint: no Retry, its loop retries
 AWS_ECS_RETRY_WAITS = (10 + 20 + 40) + (30 + 60 + 120)  # ASL LoadTest (RunTask refused)
 # The state machine's TimeoutSeconds: a backstop (every state has its own bound), so an input
 # whose worst case would not fit is refused up front rather than cut off mid-run.
@@ -52,12 +52,7 @@ AWS_EXECUTION_TIMEOUT_SECONDS = 172_800
 
 @dataclass(frozen=True)
 class PhaseBounds:
-    """Seconds one instance type's endpoint can be up, at most, in each phase.
-
-    ``failed_deploy_cleanup`` is the other path on AWS: the endpoint never reached InService,
-    and DeleteEndpoint is retried (every poll interval, up to the poll count) while SageMaker
-    still reports it Creating. The bound is the longer of the two paths.
-    """
+    """Seconds one instance type's endpoint can be up, at most, in each phase."""
 
     where: Literal["local", "aws"]
     deploy: float
@@ -65,23 +60,16 @@ class PhaseBounds:
     warm_up: float
     load: float
     cleanup: float
-    failed_deploy_cleanup: float = 0.0
 
     @property
     def seconds(self) -> float:
-        tested = self.deploy + self.smoke + self.warm_up + self.load + self.cleanup
-        return max(tested, self.deploy + self.failed_deploy_cleanup)
+        return self.deploy + self.smoke + self.warm_up + self.load + self.cleanup
 
     def describe(self) -> str:
         text = (
             f"deploy {self.deploy:.0f} s + smoke test {self.smoke:.0f} s + warm-up "
             f"{self.warm_up:.0f} s + load {self.load:.0f} s + cleanup {self.cleanup:.0f} s"
         )
-        if self.failed_deploy_cleanup:
-            text = (
-                f"the longer of ({text}) and (deploy {self.deploy:.0f} s + deletion retried "
-                f"while still creating {self.failed_deploy_cleanup:.0f} s)"
-            )
         return f"{self.where} bounds per type: {text} = {self.seconds:.0f} s"
 
 
@@ -156,11 +144,13 @@ def aws_bounds(bench: BenchmarkInput, stack: StackLimits | None = None) -> Phase
     payload within its Timeout (``aws_smoke_try_seconds``). Warm-up and load:
     the ECS task's TimeoutSeconds, ``int(load.max_seconds) + loadgen_startup_seconds``, plus
     RunTask's retry waits (a refused RunTask fails at once; a task that ran is not retried).
-    Cleanup: DeleteEndpoint with its retries; billing stops there. Throttling retries of each
+    Cleanup: DeleteEndpoint, which SageMaker may refuse (throttled, or still Creating after a
+    failed deploy): the deletion loop tries again every ``poll_seconds``, up to ``max_polls``
+    times, on every path; billing stops when a delete is accepted. Throttling retries of each
     DescribeEndpoint poll are not counted.
     """
     stack = stack or default_stack()
-    deletion = float(AWS_DELETE_ENDPOINT_RETRY_WAITS)
+    deletion = float(AWS_DELETE_ENDPOINT_RETRY_WAITS) + stack.max_polls * stack.poll_seconds
     return PhaseBounds(
         where="aws",
         deploy=AWS_CREATE_ENDPOINT_RETRY_WAITS + (stack.max_polls + 1) * stack.poll_seconds,
@@ -169,7 +159,6 @@ def aws_bounds(bench: BenchmarkInput, stack: StackLimits | None = None) -> Phase
         warm_up=float(stack.loadgen_startup_seconds),
         load=float(int(bench.load.max_seconds) + AWS_ECS_RETRY_WAITS),
         cleanup=deletion,
-        failed_deploy_cleanup=deletion + stack.max_polls * stack.poll_seconds,
     )
 
 

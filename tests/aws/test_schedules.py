@@ -9,10 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from harness import BUCKET, REGION
+from harness import BUCKET, EXECUTION, REGION
 
-from rightsizer.aws import schedules
+from rightsizer.aws import input_reference, schedules
 from rightsizer.aws.start import Stack
+from rightsizer.aws.validate import InvalidInput
 
 STATE_MACHINE = f"arn:aws:states:{REGION}:123456789012:stateMachine:rightsizer-rightsize"
 ROLE = "arn:aws:iam::123456789012:role/rightsizer-SchedulerRole-abc"
@@ -53,7 +54,7 @@ def test_a_schedule_starts_the_state_machine_with_its_own_input(
 
 
 def test_a_large_input_is_kept_in_the_bucket_and_referenced(
-    tmp_path, s3, scheduler, make_input
+    tmp_path, s3, scheduler, make_input, call
 ):
     body = "x" * (schedules.INLINE_INPUT_BYTES + 1)
     path = an_input(tmp_path, make_input,
@@ -64,10 +65,16 @@ def test_a_large_input_is_kept_in_the_bucket_and_referenced(
     assert execution_input == {"input_uri": made.input_uri}
     # What Validate reads back is the input itself; an ordinary input passes through.
     original = json.loads(path.read_text())
-    assert schedules.resolve_input_reference(execution_input, BUCKET, s3) == original
-    assert schedules.resolve_input_reference(original, BUCKET, s3) == original
+    assert input_reference.resolve(execution_input, BUCKET, s3) == original
+    assert input_reference.resolve(original, BUCKET, s3) == original
     with pytest.raises(ValueError, match="not a schedule's input"):
-        schedules.resolve_input_reference({"input_uri": "s3://elsewhere/schedules/x"}, BUCKET, s3)
+        input_reference.resolve({"input_uri": "s3://elsewhere/schedules/x"}, BUCKET, s3)
+    # And the Validate step itself plans the referenced input.
+    plan = call("validate", {"input": execution_input, "execution": EXECUTION})
+    assert plan["run"]["run_id"].startswith("resnet50-")
+    with pytest.raises(InvalidInput, match=r"^input_uri: s3://elsewhere/schedules/x is not"):
+        call("validate", {"input": {"input_uri": "s3://elsewhere/schedules/x"},
+                          "execution": EXECUTION})
     schedules.remove_schedule("rs", made.name, scheduler=scheduler, s3=s3)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="schedules/")
 

@@ -8,7 +8,7 @@ so ``list`` and ``remove`` find a stack's by name prefix. Scheduler assumes the 
 
 An input larger than ``INLINE_INPUT_BYTES`` is kept in the bucket,
 ``s3://<bucket>/schedules/<schedule>/input.json``, and the schedule's input is only the reference
-``{"input_uri": ...}``; ``resolve_input_reference`` is how Validate reads it back.
+``{"input_uri": ...}``; ``input_reference.resolve`` is how Validate reads it back.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from rightsizer.aws.errors import describe_error, error_code
-from rightsizer.aws.start import Stack, StartError, _read_input, _upload_payloads, find_stack
-from rightsizer.s3 import read_s3, split_s3_uri
+from rightsizer.aws.input_reference import REFERENCE_KEY, referenced_uri
+from rightsizer.aws.start import Stack, StartError, find_stack, read_input, upload_payloads
+from rightsizer.s3 import split_s3_uri
 
 MAX_SCHEDULE_NAME = 64
 SCHEDULE_NAME = re.compile(r"^[0-9a-zA-Z_.-]{1,64}$")
@@ -34,7 +35,6 @@ EXPRESSION = re.compile(
 # Step Functions takes 256 KiB of execution input; past a few KiB the input is kept in the bucket,
 # so that neither Scheduler's target nor the execution's history carries it.
 INLINE_INPUT_BYTES = 8 * 1024
-REFERENCE_KEY = "input_uri"
 
 
 class ScheduleError(RuntimeError):
@@ -89,8 +89,8 @@ def add_schedule(
                             "cron(0 3 ? * MON *) or at(2027-01-01T03:00:00)")
     path = Path(input_path)
     try:
-        raw, bench = _read_input(path)
-        _upload_payloads(path, bench, target.stack, s3)
+        raw, bench = read_input(path)
+        upload_payloads(path, bench, target.stack, s3)
     except StartError as exc:
         raise ScheduleError(str(exc)) from None
     full = schedule_name(target.stack.name, name or bench.name)
@@ -129,7 +129,7 @@ def list_schedules(stack_name: str, *, scheduler: Any) -> list[Schedule]:
             detail = scheduler.get_schedule(Name=summary["Name"])
             found.append(Schedule(summary["Name"], detail.get("State", ""),
                                   detail.get("ScheduleExpression", ""),
-                                  _referenced_uri(detail["Target"].get("Input", ""))))
+                                  referenced_uri(detail["Target"].get("Input", ""))))
     return sorted(found, key=lambda s: s.name)
 
 
@@ -145,27 +145,3 @@ def remove_schedule(stack_name: str, name: str, *, scheduler: Any, s3: Any) -> S
         bucket, key = split_s3_uri(matching[0].input_uri)
         s3.delete_object(Bucket=bucket, Key=key)
     return matching[0]
-
-
-def _referenced_uri(document: str) -> str | None:
-    try:
-        data = json.loads(document)
-    except json.JSONDecodeError:
-        return None
-    uri = data.get(REFERENCE_KEY) if isinstance(data, dict) and len(data) == 1 else None
-    return uri if isinstance(uri, str) else None
-
-
-def resolve_input_reference(execution_input: Any, bucket: str, s3: Any) -> Any:
-    """The input a schedule kept in the stack's bucket, or ``execution_input`` itself.
-
-    Only ``s3://<the stack's bucket>/schedules/...`` is followed: an execution cannot make
-    Validate read anything else."""
-    uri = _referenced_uri(json.dumps(execution_input))
-    if uri is None:
-        return execution_input
-    ref_bucket, key = split_s3_uri(uri)
-    if ref_bucket != bucket or not key.startswith("schedules/"):
-        raise ValueError(f"{REFERENCE_KEY}: {uri} is not a schedule's input in s3://{bucket}/"
-                         "schedules/")
-    return json.loads(read_s3(s3, uri))

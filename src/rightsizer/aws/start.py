@@ -87,7 +87,7 @@ def start_run(
 ) -> str:
     """Check the input, upload its local payload files, start an execution; its ARN."""
     path = Path(input_path)
-    raw, bench = _read_input(path)
+    raw, bench = read_input(path)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     name = execution_name or f"{bench.name}-{stamp}"
     if not EXECUTION_NAME.match(name):
@@ -101,7 +101,7 @@ def start_run(
             f"{path} is {len(document.encode()) // 1024} KiB; Step Functions takes at most "
             "256 KiB of input: move large inline payload bodies into files"
         )
-    _upload_payloads(path, bench, stack, s3)
+    upload_payloads(path, bench, stack, s3)
     try:
         arn: str = sfn.start_execution(
             stateMachineArn=stack.state_machine_arn, name=name, input=document
@@ -111,7 +111,7 @@ def start_run(
     return arn
 
 
-def _read_input(path: Path) -> tuple[Any, BenchmarkInput]:
+def read_input(path: Path) -> tuple[Any, BenchmarkInput]:
     try:
         raw = json.loads(path.read_text())
         return raw, BenchmarkInput.model_validate(raw)
@@ -123,7 +123,7 @@ def _read_input(path: Path) -> tuple[Any, BenchmarkInput]:
         raise StartError(f"{path}:\n{format_errors(exc)}") from None
 
 
-def _upload_payloads(path: Path, bench: BenchmarkInput, stack: Stack, s3: Any) -> None:
+def upload_payloads(path: Path, bench: BenchmarkInput, stack: Stack, s3: Any) -> None:
     """Upload payload files named by relative path to the same key in the stack's bucket."""
     for index, payload in enumerate(bench.payloads):
         if payload.path is None or S3_URI.match(payload.path):

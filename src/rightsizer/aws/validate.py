@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from rightsizer import cost
-from rightsizer.aws import limits
+from rightsizer.aws import input_reference, limits
 from rightsizer.aws.events import (
     ItemNames,
     LoadgenTask,
@@ -29,6 +29,7 @@ from rightsizer.aws.events import (
 from rightsizer.aws.naming import resource_name, resource_tags, run_id_for
 from rightsizer.aws.settings import Settings
 from rightsizer.payloads import PayloadError, load_payloads
+from rightsizer.s3 import S3ReadError
 from rightsizer.schema import (
     MODEL_PACKAGE_ARN,
     S3_URI,
@@ -67,7 +68,7 @@ def plan_run(
     price_source: Any = None,
 ) -> dict[str, Any]:
     """Validate ``event.input`` and return the state machine's plan (``ValidateOutput``)."""
-    bench = parse_input(event.input)
+    bench = parse_input(_referenced_input(event.input, settings, s3))
     problems = aws_problems(bench, settings)
     if not EXECUTION_NAME.match(event.execution.name):
         problems.append(
@@ -148,6 +149,16 @@ def plan_run(
     if problems:
         raise InvalidInput("\n".join(problems))
     return plan
+
+
+def _referenced_input(raw: Any, settings: Settings, s3: Any) -> Any:
+    """A schedule's large input is a reference to the bucket (``aws.input_reference``)."""
+    try:
+        return input_reference.resolve(raw, settings.results_bucket, s3)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    except S3ReadError as exc:
+        raise InvalidInput(f"{input_reference.REFERENCE_KEY}: {exc}") from None
 
 
 def parse_input(raw: Any) -> BenchmarkInput:
