@@ -15,7 +15,7 @@ import resource
 import statistics
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 from gevent import Greenlet
@@ -45,6 +45,22 @@ MAX_CONNECTIONS = 2000
 # While behind schedule, yield to the event loop every this many sends, so responses
 # keep being read.
 YIELD_EVERY = 32
+
+
+if TYPE_CHECKING:  # gevent's Greenlet is generic in its stubs only
+    _Greenlet = Greenlet[..., object]
+else:
+    _Greenlet = Greenlet
+
+
+class ScheduledRequest(_Greenlet):
+    """One open-loop request's greenlet, knowing when it was due (for the unanswered ones).
+
+    On the greenlet, not in a dict keyed by it: the pool lets go of finished greenlets, so a
+    step holds only those in flight (a dict would keep every request of the step alive).
+    """
+
+    scheduled: float = 0.0
 
 
 class InvocationsUser(FastHttpUser):
@@ -209,11 +225,10 @@ class Driver:
     def step(self, rate: float, start: float, end: float, phase: float, drain: float) -> StepDone:
         """Offer ``rate`` requests/s from ``start`` to ``end`` (epoch seconds), open loop."""
         samples: list[Sample] = []
-        pool = Pool()
+        pool = Pool(greenlet_class=ScheduledRequest)
         interval = 1.0 / rate
         gevent.sleep(max(0.0, start - time.time()))
         cpu_start, wall_start = time.process_time(), time.time()
-        scheduled_at: dict[Greenlet[..., Any], float] = {}
         i = 0
         while True:
             scheduled = start + (i + phase) * interval
@@ -224,16 +239,16 @@ class Driver:
                 gevent.sleep(wait)
             elif i % YIELD_EVERY == 0:
                 gevent.sleep(0)
-            greenlet = pool.spawn(
+            greenlet = cast(ScheduledRequest, pool.spawn(
                 self.user.invoke, self.pick(), {"sink": samples, "scheduled": scheduled}
-            )
-            scheduled_at[greenlet] = scheduled
+            ))
+            greenlet.scheduled = scheduled
             i += 1
         busy = (time.process_time() - cpu_start) / max(time.time() - wall_start, 1e-6)
         pool.join(timeout=drain)
         # Requests still unanswered after the drain are abandoned so that they cannot
         # spill into the next step; the analysis counts them as unanswered.
-        unanswered = [scheduled_at[g] for g in pool]
+        unanswered = [cast(ScheduledRequest, g).scheduled for g in pool]
         pool.kill(block=True, timeout=2)
         return StepDone(samples, unanswered, i, busy)
 
