@@ -30,6 +30,7 @@ from botocore.config import Config
 
 from rightsizer.aws.scratch import ScratchNotWritable, ensure_writable
 from rightsizer.env import EnvError, required, s3_uri
+from rightsizer.loadgen.target import runtime_url
 from rightsizer.store import S3RunStore
 
 log = logging.getLogger("rightsizer.preflight")
@@ -98,8 +99,7 @@ def check_worker(params: PreflightParams) -> CheckResult:
 
 
 def runtime_address(params: PreflightParams) -> tuple[str, int]:
-    url = params.endpoint_url or f"https://runtime.sagemaker.{params.region}.amazonaws.com"
-    parts = urlsplit(url)
+    parts = urlsplit(runtime_url(params.region, params.endpoint_url))
     default_port = 80 if parts.scheme == "http" else 443
     return parts.hostname or "", parts.port or default_port
 

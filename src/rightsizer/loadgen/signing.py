@@ -15,12 +15,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.session import Session
 
-from rightsizer.loadgen.target import SageMakerTarget
+from rightsizer.loadgen.target import SageMakerTarget, runtime_url
 from rightsizer.payloads import LoadedPayload
 
 
 def runtime_base_url(target: SageMakerTarget) -> str:
-    return target.endpoint_url or f"https://runtime.sagemaker.{target.region}.amazonaws.com"
+    return runtime_url(target.region, target.endpoint_url)
 
 
 def invocation_path(target: SageMakerTarget) -> str:

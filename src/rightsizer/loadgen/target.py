@@ -25,3 +25,8 @@ class SageMakerTarget:
 
 
 Target = HttpTarget | SageMakerTarget
+
+
+def runtime_url(region: str, endpoint_url: str | None = None) -> str:
+    """The SageMaker runtime API's base URL for ``region``, or the override (a local stand-in)."""
+    return endpoint_url or f"https://runtime.sagemaker.{region}.amazonaws.com"
