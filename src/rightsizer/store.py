@@ -123,14 +123,19 @@ class LocalResults:
         return LocalRunStore(self.root, run_id)
 
 
+def _runs_prefix(results_uri: str) -> tuple[str, str]:
+    """``(bucket, key prefix of runs/)`` for a results root ``s3://bucket[/base]``."""
+    bucket, key = split_s3_uri(results_uri)
+    base = key.strip("/")
+    return bucket, f"{base}/runs/" if base else "runs/"
+
+
 class S3Results:
     def __init__(self, results_uri: str, s3_client: Any = None) -> None:
         import boto3
 
         self.results_uri = results_uri.rstrip("/")
-        self.bucket, key = split_s3_uri(self.results_uri)
-        base = key.strip("/")
-        self.prefix = f"{base}/runs/" if base else "runs/"
+        self.bucket, self.prefix = _runs_prefix(self.results_uri)
         self.s3 = s3_client or boto3.client("s3")
 
     def run_ids(self) -> list[str]:
@@ -187,12 +192,12 @@ class LocalRunStore:
 
 class S3RunStore:
     def __init__(self, results_uri: str, run_id: str, s3_client: Any = None) -> None:
-        self.bucket, key = split_s3_uri(results_uri)
         import boto3
 
         self.run_id = run_id
-        base = key.strip("/")
-        self.prefix = f"{base}/runs/{run_id}/" if base else f"runs/{run_id}/"
+        self.bucket, runs = _runs_prefix(results_uri)
+        self.prefix = f"{runs}{run_id}/"
+        base = runs.removesuffix("runs/").rstrip("/")
         self.results_uri = f"s3://{self.bucket}/{base}" if base else f"s3://{self.bucket}"
         self.s3 = s3_client or boto3.client("s3")
 
