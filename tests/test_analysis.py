@@ -29,6 +29,9 @@ def samples(
             "ok": np.ones(n, dtype=bool) if ok is None else ok,
             "status": 200,
             "error": None,
+            "ttft_ms": np.nan,
+            "output_tokens": np.nan,
+            "tokens_reported": False,
         }
     )
     return frame[SAMPLE_COLUMNS]

@@ -16,6 +16,7 @@ import pytest
 
 from rightsizer.cli import main
 from rightsizer.engine import GeneratorRunner, find_max_rate
+from rightsizer.loadgen.messages import NO_TOKENS
 from rightsizer.loadgen.processes import (
     SAMPLE_COLUMNS,
     LoadGenerator,
@@ -145,7 +146,10 @@ class RecordedGenerator:
         for i in range(int(rate * seconds)):
             at = start + i / rate
             ok = at >= start + 1
-            rows.append((at, at, 10.0, ok, 200 if ok else 500, None if ok else "HTTP 500: cold"))
+            rows.append(
+                (at, at, 10.0, ok, 200 if ok else 500, None if ok else "HTTP 500: cold",
+                 *NO_TOKENS)
+            )
         return StepSamples(
             target_rps=rate,
             start=start,

@@ -26,7 +26,7 @@ from rightsizer.history import (
 )
 from rightsizer.model_env import describe_local_model
 from rightsizer.payloads import PayloadError, load_payloads
-from rightsizer.schema import BenchmarkInput, LocalModel, format_errors
+from rightsizer.schema import LOCAL_MODEL_KINDS, BenchmarkInput, LocalModel, format_errors
 
 if TYPE_CHECKING:
     from rightsizer.aws.schedules import Schedule
@@ -83,7 +83,7 @@ def _check_offline(path: Path, benchmark: BenchmarkInput) -> None:
     from rightsizer.pricing import PriceNotFoundError, resolve_prices
 
     try:
-        if benchmark.model.kind in ("local", "synthetic"):
+        if benchmark.model.kind in LOCAL_MODEL_KINDS:
             load_payloads(benchmark.payloads, path.parent)
         prices = resolve_prices(benchmark)
     except PriceNotFoundError as exc:

@@ -20,6 +20,7 @@ class LoadedPayload:
     content_type: str
     accept: str | None
     weight: float
+    stream: bool = False  # read the response as a stream and time its tokens
 
 
 def load_payloads(
@@ -49,7 +50,9 @@ def load_payloads(
                 f"{where}: {len(body) / 1e6:.1f} MB is over SageMaker's 6 MB invoke limit; "
                 "use a smaller sample"
             )
-        loaded.append(LoadedPayload(body, payload.content_type, payload.accept, payload.weight))
+        loaded.append(LoadedPayload(
+            body, payload.content_type, payload.accept, payload.weight, payload.stream
+        ))
     return loaded
 
 

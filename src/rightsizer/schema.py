@@ -98,6 +98,10 @@ def _container_environment(value: dict[str, str]) -> dict[str, str]:
 ContainerEnvironment = Annotated[dict[str, str], AfterValidator(_container_environment)]
 
 
+# Model kinds served by local endpoint processes (on local profiles only).
+LOCAL_MODEL_KINDS = ("local", "synthetic", "generative")
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -141,6 +145,29 @@ class SyntheticModel(StrictModel):
     cold_start_seconds: float = Field(0.0, ge=0, le=600)
     cold_start_factor: float = Field(
         5.0, ge=1, le=1000, description="Service time multiplier while cold."
+    )
+
+
+class GenerativeModel(StrictModel):
+    """A local text-generation server shaped like a real LLM server (TGI): continuous batching
+    of at most ``max_sequences`` sequences, token by token, with real CPU work per decode
+    iteration; served by ``rightsizer.serving.generative``."""
+
+    kind: Literal["generative"] = "generative"
+    max_sequences: int = Field(
+        8, ge=1, le=256, description="Sequences decoded together (the continuous batch)."
+    )
+    queue: int = Field(64, ge=0, le=100_000, description="Waiting requests before 503.")
+    max_new_tokens: int = Field(
+        64, ge=1, le=4096, description="Output tokens when the request does not say."
+    )
+    weights_mb: float = Field(
+        8.0, gt=0, le=1024,
+        description="Memory each decode iteration reads whatever the batch (a model's weights).",
+    )
+    kv_kb_per_token: float = Field(
+        4.0, gt=0, le=1024,
+        description="Memory each sequence reads per token of its context (its KV cache).",
     )
 
 
@@ -195,7 +222,7 @@ class ExistingModel(StrictModel):
 
 
 Model = Annotated[
-    LocalModel | SyntheticModel | ModelPackage | ImageModel | ExistingModel,
+    LocalModel | SyntheticModel | GenerativeModel | ModelPackage | ImageModel | ExistingModel,
     Field(discriminator="kind"),
 ]
 
@@ -249,6 +276,13 @@ class Payload(StrictModel):
     content_type: str = Field(description="Content-Type sent with the request, e.g. image/png.")
     accept: str | None = Field(None, description="Accept header; defaults to any.")
     weight: float = Field(1.0, gt=0, description="Relative share of requests using this payload.")
+    stream: bool = Field(
+        False,
+        description="Read the response as a stream (InvokeEndpointWithResponseStream on AWS, "
+        "the chunked /invocations response locally) and measure time to first token, "
+        "inter-token latency and tokens per second. The body must also ask the container to "
+        'stream, e.g. TGI\'s "stream": true.',
+    )
 
     @field_validator("path")
     @classmethod
@@ -297,6 +331,18 @@ class Objective(StrictModel):
     max_failure_rate: float = Field(0.01, gt=0, lt=1, description="Failures allowed, 0.01 = 1%.")
     latency_percentile: float | None = Field(None, gt=0, lt=100, description="E.g. 99 for p99.")
     max_latency_ms: float | None = Field(None, gt=0)
+    ttft_percentile: float | None = Field(
+        None, gt=0, lt=100, description="Time-to-first-token percentile, e.g. 90 for p90."
+    )
+    max_ttft_ms: float | None = Field(None, gt=0, description="Bound on that percentile's TTFT.")
+    min_tokens_per_second: float | None = Field(
+        None, gt=0, description="Output tokens per second each request must reach (see below)."
+    )
+    tokens_per_second_percentile: float = Field(
+        10, gt=0, lt=100,
+        description="The percentile of per-request tokens/s held to min_tokens_per_second: "
+        "10 means 90% of requests reach it.",
+    )
 
     @model_validator(mode="after")
     def _latency_pair(self) -> Objective:
@@ -304,7 +350,16 @@ class Objective(StrictModel):
             raise ValueError(
                 "give both latency_percentile and max_latency_ms (e.g. 99 and 250), or neither"
             )
+        if (self.ttft_percentile is None) != (self.max_ttft_ms is None):
+            raise ValueError(
+                "give both ttft_percentile and max_ttft_ms (e.g. 90 and 500), or neither"
+            )
         return self
+
+    @property
+    def bounds_tokens(self) -> bool:
+        """Whether the objective needs streamed token timings to be judged."""
+        return self.max_ttft_ms is not None or self.min_tokens_per_second is not None
 
 
 class LoadSettings(StrictModel):
@@ -415,7 +470,7 @@ class BenchmarkInput(StrictModel):
         model = info.data.get("model")
         if model is None:  # the model itself is invalid: reported on its own
             return specs
-        local_model = model.kind in ("local", "synthetic")
+        local_model = model.kind in LOCAL_MODEL_KINDS
         local_types = specs[0].is_local
         if local_model and not local_types:
             raise ValueError(
@@ -424,7 +479,8 @@ class BenchmarkInput(StrictModel):
             )
         if not local_model and local_types:
             raise ValueError(
-                "local profiles need model.kind 'local' or 'synthetic'; SageMaker models need "
+                "local profiles need model.kind 'local', 'synthetic' or 'generative'; SageMaker "
+                "models need "
                 "SageMaker instance types such as 'ml.c5.xlarge'"
             )
         return specs

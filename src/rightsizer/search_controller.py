@@ -158,6 +158,7 @@ class SearchReport:
         best = best_step(self.steps)
         if best is not None:
             summary.p50_ms, summary.p95_ms, summary.p99_ms = best.p50_ms, best.p95_ms, best.p99_ms
+            summary.tokens = best.tokens
 
     def _nothing_passed(self) -> str | None:
         if best_step(self.steps) is not None:

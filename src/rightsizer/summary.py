@@ -17,6 +17,42 @@ Bottleneck = Literal["endpoint", "load-generator", "rate-limit"]
 MAX_REASON_CHARS = 2000
 
 
+class TokenStats(BaseModel):
+    """A step's generated-token figures, from the requests that succeeded in its window.
+
+    Time to first token (TTFT) is measured only on streamed responses. Inter-token latency
+    (ITL) is LLMPerf's: (latency - TTFT) / (output tokens - 1) per request, whatever the
+    container's chunking. Per-request tokens/s is output tokens / whole latency.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    streamed: bool = Field(description="The responses were streamed (TTFT and ITL measured).")
+    counted: Literal["reported", "approximate", "mixed"] = Field(
+        description="'reported': from the container's own figures (TGI/LMI details, one event "
+        "per token); 'approximate': 4 characters of text per token."
+    )
+    output_tokens: int = Field(description="Output tokens of the successful requests.")
+    output_tokens_per_second: float = Field(
+        description="Output tokens of requests completed in the window, per second."
+    )
+    tokens_per_request_p50: float | None = None
+    ttft_p50_ms: float | None = None
+    ttft_p90_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p90_ms: float | None = None
+    itl_p99_ms: float | None = None
+    request_tokens_per_second_p10: float | None = None
+    request_tokens_per_second_p50: float | None = None
+    ttft_objective_ms: float | None = Field(
+        None, description="The objective's TTFT percentile measured in this step."
+    )
+    tokens_per_second_objective: float | None = Field(
+        None, description="The objective's percentile of per-request tokens/s in this step."
+    )
+
+
 class StepResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +72,7 @@ class StepResult(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="Why the step failed.")
     generator_cpu: float = Field(0.0, description="Busiest load-generator process, 1.0 = a core.")
     duration_seconds: float = 0.0
+    tokens: TokenStats | None = Field(None, description="Only for responses that carry text.")
 
 
 class TypeSummary(BaseModel):
@@ -55,6 +92,7 @@ class TypeSummary(BaseModel):
     p50_ms: float | None = Field(None, description="At the highest passing step.")
     p95_ms: float | None = None
     p99_ms: float | None = None
+    tokens: TokenStats | None = Field(None, description="At the highest passing step.")
     load_seconds: float = 0.0
     started_at: str | None = None
     finished_at: str | None = None

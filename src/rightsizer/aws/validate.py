@@ -31,6 +31,7 @@ from rightsizer.aws.settings import Settings
 from rightsizer.payloads import PayloadError, load_payloads
 from rightsizer.s3 import S3ReadError
 from rightsizer.schema import (
+    LOCAL_MODEL_KINDS,
     MODEL_PACKAGE_ARN,
     S3_URI,
     BenchmarkInput,
@@ -183,7 +184,7 @@ def aws_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
 
 def _model_problems(bench: BenchmarkInput, settings: Settings) -> list[str]:
     model = bench.model
-    if model.kind in ("local", "synthetic"):
+    if model.kind in LOCAL_MODEL_KINDS:
         return [
             f"model.kind: a {model.kind!r} model runs only on this machine (`rightsizer run`); "
             "on AWS use 'model_package', 'image' or 'existing'"

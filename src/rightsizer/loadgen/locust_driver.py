@@ -25,6 +25,7 @@ from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
 from rightsizer.loadgen.messages import (
+    NO_TOKENS,
     Command,
     LegacyDone,
     LegacyRamp,
@@ -116,7 +117,10 @@ def _record(
         return
     status = int(getattr(response, "status_code", 0) or 0)
     error = None if exception is None else _describe(exception, status, response)
-    sink.append((context["scheduled"], start_time, response_time, exception is None, status, error))
+    sink.append(
+        (context["scheduled"], start_time, response_time, exception is None, status, error,
+         *NO_TOKENS)
+    )
 
 
 def _describe(exception: BaseException, status: int, response: Any) -> str:

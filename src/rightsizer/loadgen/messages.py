@@ -13,8 +13,15 @@ from typing import TypedDict
 from rightsizer.loadgen.target import Target
 from rightsizer.payloads import LoadedPayload
 
-Sample = tuple[float, float, float, bool, int, str | None]
-"""(scheduled, started, latency_ms, ok, http_status, error) of one request."""
+Sample = tuple[float, float, float, bool, int, str | None, float, float, bool]
+"""(scheduled, started, latency_ms, ok, http_status, error, ttft_ms, output_tokens,
+tokens_reported) of one request. ``ttft_ms``: time to the first streamed token, NaN when the
+response was not streamed. ``output_tokens``: tokens in the response, NaN when it has none
+(not text); ``tokens_reported``: counted from the container's own figures (TGI/LMI
+``details``, one event per token) rather than approximated from the text."""
+
+NO_TOKENS: tuple[float, float, bool] = (float("nan"), float("nan"), False)
+"""The token fields of a sample whose response was neither streamed nor read for tokens."""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,10 @@ from rightsizer.loadgen.target import Target
 from rightsizer.loadgen.worker import worker_main
 from rightsizer.payloads import LoadedPayload
 
-SAMPLE_COLUMNS = ["scheduled", "started", "latency_ms", "ok", "status", "error"]
+SAMPLE_COLUMNS = [
+    "scheduled", "started", "latency_ms", "ok", "status", "error",
+    "ttft_ms", "output_tokens", "tokens_reported",
+]
 # Workers start a step together this long after the command, so that all are ready.
 START_DELAY_SECONDS = 0.3
 
