@@ -22,6 +22,7 @@ import pandas as pd
 
 from rightsizer.schema import Objective
 from rightsizer.summary import StepResult
+from rightsizer.token_metrics import token_stats
 
 # Achieved (or offered) rate may fall this far below the target and still count as keeping up:
 # it absorbs counting noise at the window's edges (at least KEEP_UP_SLACK requests). Well
@@ -123,6 +124,8 @@ def judge_step(
         reasons.append(f"endpoint kept up with only {answered_rps:.1f} of {target_rps:.1f} rps")
     if answered == 0 and not lost:
         reasons.append("no requests in the measurement window")
+    tokens, token_reasons = token_stats(in_window, requests[done_in_window], width, objective)
+    reasons.extend(token_reasons)
     # A saturated generator also reads responses late, inflating latency and deflating the
     # achieved rate: a failure measured then may be the generator's own.
     generator_limited = bool(reasons) and (could_not_offer or busiest > GENERATOR_SATURATED_CPU)
@@ -142,6 +145,7 @@ def judge_step(
         reasons=reasons,
         generator_cpu=round(busiest, 3),
         duration_seconds=round(step_seconds, 3),
+        tokens=tokens,
     )
     return StepVerdict(result, generator_limited, achieved)
 

@@ -501,6 +501,18 @@ class BenchmarkInput(StrictModel):
             )
         return v
 
+    @field_validator("objective")
+    @classmethod
+    def _ttft_needs_a_stream(cls, v: Objective, info: ValidationInfo) -> Objective:
+        payloads = info.data.get("payloads") or []
+        if v.max_ttft_ms is not None and payloads and not any(p.stream for p in payloads):
+            raise ValueError(
+                "max_ttft_ms bounds the time to first token, which only a streamed response "
+                'has: set "stream": true on the payloads (and ask the container to stream in '
+                'the body, e.g. TGI\'s "stream": true)'
+            )
+        return v
+
     @field_validator("region")
     @classmethod
     def _region(cls, v: str) -> str:
