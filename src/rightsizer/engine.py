@@ -7,6 +7,13 @@ the load generator: ``GeneratorRunner`` runs each planned step on the Locust wor
 it with ``analysis.judge_step``. Also runs the old notebook's method (``load.method =
 "legacy"``) for side-by-side comparisons.
 
+Which search: ``search_controller.choose_slow_search`` decides from the warm-up's sequential
+rate whether a fixed-length step can see an overload of the search's precision. If it can
+(fast endpoints), the fixed-step ``StepSearchPolicy``; if not (slow requests), first the
+closed-loop probe (``_probe_capacity``, levels chosen by ``search_controller.next_probe``)
+and then ``SlowEndpointPolicy``'s open-loop steps from its estimate, judged with the
+rising-latency criterion too. The probe is load: its seconds count in ``load_seconds``.
+
 The engine knows nothing about how the endpoint runs: whoever deployed it may pass a
 ``target_health`` callable (the local pipeline asks its server process and ``/ping``). It is
 asked after the warm-up and after every step; when it says the endpoint is gone the search
@@ -22,20 +29,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from rightsizer.analysis import judge_step, top_errors
-from rightsizer.loadgen.processes import LoadGenerator, StepSamples
+from rightsizer.analysis import closed_loop_throughput, judge_step, top_errors
+from rightsizer.loadgen.messages import ClosedLoop
+from rightsizer.loadgen.processes import ClosedLoopResult, LoadGenerator, StepSamples
 from rightsizer.loadgen.target import Target
 from rightsizer.payloads import LoadedPayload
 from rightsizer.schema import LoadSettings, Objective
 from rightsizer.search_controller import MAX_COOL_DOWN_SECONDS as MAX_COOL_DOWN_SECONDS
 from rightsizer.search_controller import (
     Bounds,
+    Policy,
+    ProbeLevel,
     Progress,
     SearchController,
+    SlowEndpointPolicy,
     StepOutcome,
     StepPlan,
     StepSearchPolicy,
     StopCheck,
+    choose_slow_search,
+    next_probe,
+    probe_estimate,
 )
 from rightsizer.summary import TypeSummary
 
@@ -98,18 +112,83 @@ def find_max_rate(
                 summary.status, summary.failed_stage = "failed", "load_test"
                 summary.reason = f"the endpoint died during the legacy ramp: {gone}"
         else:
-            controller = SearchController(
-                StepSearchPolicy.from_load(load, sequential_rps),
-                GeneratorRunner(generator, objective, load.request_timeout_seconds),
-                Bounds.from_load(load),
-                progress=say,
-                should_stop=should_stop,
-                target_health=health,
-            )
-            controller.run().apply_to(summary)
+            _search(generator, objective, load, sequential_rps, summary, say,
+                    should_stop or (lambda: None), health)
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
+
+
+def _search(
+    generator: LoadGenerator,
+    objective: Objective,
+    load: LoadSettings,
+    sequential_rps: float,
+    summary: TypeSummary,
+    say: Progress,
+    should_stop: StopCheck,
+    health: TargetHealth,
+) -> None:
+    """The open-loop search, after the closed-loop probe where the endpoint is slow."""
+    policy: Policy = StepSearchPolicy.from_load(load, sequential_rps)
+    trend_tolerance, probe_seconds = None, 0.0
+    if choose_slow_search(load, sequential_rps):
+        began = time.monotonic()
+        estimate = _probe_capacity(generator, load, sequential_rps, summary, say, should_stop)
+        probe_seconds = time.monotonic() - began
+        gone = health()
+        if gone:
+            summary.status, summary.failed_stage = "failed", "load_test"
+            summary.reason = f"the endpoint died during the closed-loop probe: {gone}"
+            summary.load_seconds = round(probe_seconds, 1)
+            return
+        policy = SlowEndpointPolicy.from_estimate(load, estimate, 1 / sequential_rps)
+        trend_tolerance = load.precision / 2
+    controller = SearchController(
+        policy,
+        GeneratorRunner(generator, objective, load.request_timeout_seconds, trend_tolerance),
+        Bounds(load.max_steps, load.max_seconds - probe_seconds),
+        progress=say,
+        should_stop=should_stop,
+        target_health=health,
+    )
+    controller.run().apply_to(summary)
+    summary.load_seconds = round(summary.load_seconds + probe_seconds, 1)
+
+
+def _probe_capacity(
+    generator: LoadGenerator,
+    load: LoadSettings,
+    sequential_rps: float,
+    summary: TypeSummary,
+    say: Progress,
+    should_stop: StopCheck,
+) -> float:
+    """The closed-loop probe's capacity estimate (``search_controller.next_probe``)."""
+    say(f"slow endpoint ({1 / sequential_rps:.2f} s a request): closed-loop probe first")
+    levels = [ProbeLevel(1, sequential_rps, 0, 0.0)]
+    began = time.monotonic()
+    while not should_stop() and (
+        plan := next_probe(levels, time.monotonic() - began)
+    ) is not None:
+        command = ClosedLoop(plan.clients, plan.min_each, plan.min_total, plan.max_seconds,
+                             drain=load.request_timeout_seconds)
+        levels.append(_probe_level(generator.closed_loop(command)))
+        say(f"closed-loop probe: {plan.clients} clients -> {levels[-1].throughput:.3f} rps")
+    estimate = probe_estimate(levels)
+    summary.notes.append(
+        "slow endpoint: closed-loop probe (clients: rps) "
+        + ", ".join(f"{level.clients}: {level.throughput:.3f}" for level in levels)
+        + f"; capacity estimate {estimate:.3f} rps, confirmed by open-loop steps"
+    )
+    return estimate
+
+
+def _probe_level(result: ClosedLoopResult) -> ProbeLevel:
+    successes = sum(int(frame.ok.iloc[1:].sum()) for frame in result.per_client)
+    return ProbeLevel(
+        result.clients, closed_loop_throughput(result.per_client), successes, result.seconds
+    )
 
 
 def _warm_up(
@@ -145,11 +224,16 @@ class GeneratorRunner:
     """The controller's ``StepRunner`` on the Locust workers: run a plan, judge its samples."""
 
     def __init__(
-        self, generator: StepSampler, objective: Objective, request_timeout: float
+        self,
+        generator: StepSampler,
+        objective: Objective,
+        request_timeout: float,
+        latency_trend_tolerance: float | None = None,
     ) -> None:
         self._generator = generator
         self._objective = objective
         self._request_timeout = request_timeout
+        self._trend_tolerance = latency_trend_tolerance
 
     def run_step(self, plan: StepPlan) -> StepOutcome:
         drain = min(self._request_timeout, max(2.0, plan.seconds / 2))
@@ -164,13 +248,14 @@ class GeneratorRunner:
             step_seconds=plan.seconds,
             worker_cpu=samples.worker_cpu,
             objective=self._objective,
+            latency_trend_tolerance=self._trend_tolerance,
         )
         step = verdict.result
         if not step.passed:
             step.reasons.extend(top_errors(samples.requests))
-        return StepOutcome(
-            step, verdict.achieved_rps, verdict.generator_limited, len(samples.unanswered)
-        )
+        # Rising latency measures the capacity better than the answers of a short step.
+        capacity = verdict.capacity_estimate or verdict.achieved_rps
+        return StepOutcome(step, capacity, verdict.generator_limited, len(samples.unanswered))
 
 
 def _legacy(

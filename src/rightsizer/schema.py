@@ -139,7 +139,12 @@ class SyntheticModel(StrictModel):
     kind: Literal["synthetic"] = "synthetic"
     slots: int = Field(4, ge=1, le=1024, description="Requests served at once.")
     service_ms: float = Field(10.0, gt=0, le=60_000)
-    service_distribution: Literal["fixed", "exponential"] = "fixed"
+    service_distribution: Literal["fixed", "exponential", "uniform"] = "fixed"
+    service_spread: float = Field(
+        0.25, gt=0, le=1,
+        description="'uniform' only: service times uniform on service_ms x [1 - spread, "
+        "1 + spread] (bounded and variable, with the same mean).",
+    )
     queue: int = Field(64, ge=0, le=100_000, description="Waiting requests before 503.")
     failure_rate: float = Field(0.0, ge=0, lt=1, description="Random 500s, at any load.")
     cold_start_seconds: float = Field(0.0, ge=0, le=600)

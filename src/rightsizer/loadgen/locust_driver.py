@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, cast
 
 import gevent
+import gevent.event
 from gevent import Greenlet
 from gevent.pool import Pool
 from locust import FastHttpUser, between, constant, task
@@ -26,6 +27,8 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_histor
 
 from rightsizer.loadgen.messages import (
     NO_TOKENS,
+    ClosedLoop,
+    ClosedLoopDone,
     Command,
     LegacyDone,
     LegacyRamp,
@@ -46,6 +49,8 @@ MAX_CONNECTIONS = 2000
 # While behind schedule, yield to the event loop every this many sends, so responses
 # keep being read.
 YIELD_EVERY = 32
+# A closed-loop client whose request was refused waits this long before its next one.
+REFUSED_PAUSE = 0.1
 
 
 if TYPE_CHECKING:  # gevent's Greenlet is generic in its stubs only
@@ -132,6 +137,13 @@ def _describe(exception: BaseException, status: int, response: Any) -> str:
     return f"{head}: {body or exception}"[:300]
 
 
+def _enough_answers(per_client: list[list[Sample]], command: ClosedLoop) -> bool:
+    """Every client answered ``min_each`` times, and ``min_total`` answers were successes."""
+    if any(len(samples) < command.min_each for samples in per_client):
+        return False
+    return sum(s[3] for samples in per_client for s in samples) >= command.min_total
+
+
 class Driver:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -200,6 +212,8 @@ class Driver:
                 return self.warm(max_seconds)
             case OfferStep(rate, start, end, phase, drain):
                 return self.step(rate, start, end, phase, drain)
+            case ClosedLoop():
+                return self.closed_loop(command)
             case LegacyRamp(settings):
                 return self.legacy(**settings)
         raise ValueError(f"unknown command {command!r}")
@@ -255,6 +269,31 @@ class Driver:
         unanswered = [cast(ScheduledRequest, g).scheduled for g in pool]
         pool.kill(block=True, timeout=2)
         return StepDone(samples, unanswered, i, busy)
+
+    def closed_loop(self, command: ClosedLoop) -> ClosedLoopDone:
+        """``command.clients`` sequential clients at once, each sending when answered.
+
+        A refused request (an error) comes back at once: its client waits ``REFUSED_PAUSE``
+        before the next, so that a full queue is not hammered; the clients that are being
+        served keep the endpoint busy meanwhile."""
+        per_client: list[list[Sample]] = [[] for _ in range(command.clients)]
+        stop = gevent.event.Event()
+        began = time.time()
+
+        def client(samples: list[Sample]) -> None:
+            while not stop.is_set():
+                self.user.invoke(self.pick(), {"sink": samples, "scheduled": time.time()})
+                if samples and not samples[-1][3]:
+                    stop.wait(REFUSED_PAUSE)
+
+        clients = [gevent.spawn(client, samples) for samples in per_client]
+        deadline = began + command.max_seconds
+        while time.time() < deadline and not _enough_answers(per_client, command):
+            gevent.sleep(0.02)
+        stop.set()
+        gevent.joinall(clients, timeout=command.drain)
+        gevent.killall(clients, block=True, timeout=2)
+        return ClosedLoopDone(per_client, time.time() - began)
 
     def legacy(
         self,

@@ -56,6 +56,21 @@ class OfferStep:
     drain: float  # seconds to wait for answers after ``end`` before abandoning them
 
 
+@dataclass(frozen=True)
+class ClosedLoop:
+    """``clients`` concurrent sequential clients (each sends as soon as its last answer came).
+
+    Runs until every client has ``min_each`` and all together ``min_total`` answers, or
+    ``max_seconds`` have passed; then no client sends again and the ones in flight are
+    awaited (for at most ``drain`` seconds), so the endpoint is idle when it ends."""
+
+    clients: int
+    min_each: int
+    min_total: int
+    max_seconds: float
+    drain: float
+
+
 class LegacySettings(TypedDict):
     """The old notebook's closed-loop ramp (also the keyword arguments of ``Driver.legacy``)."""
 
@@ -75,7 +90,7 @@ class Shutdown:
     """Stop Locust, flush its CSVs and exit."""
 
 
-Command = WarmUp | OfferStep | LegacyRamp | Shutdown
+Command = WarmUp | OfferStep | ClosedLoop | LegacyRamp | Shutdown
 
 
 # Replies: worker -> parent.
@@ -109,6 +124,12 @@ class StepDone:
 
 
 @dataclass(frozen=True)
+class ClosedLoopDone:
+    samples: list[list[Sample]]  # per client, in the order it sent them
+    seconds: float  # from the first send to the last answer
+
+
+@dataclass(frozen=True)
 class LegacyDone:
     reported_rps: float  # Locust's moving average when the ramp stopped, failures included
     seconds: float
@@ -123,4 +144,4 @@ class Stopped:
     peak_rss_kb: int
 
 
-Reply = Ready | Failed | WarmedUp | StepDone | LegacyDone | Stopped
+Reply = Ready | Failed | WarmedUp | StepDone | ClosedLoopDone | LegacyDone | Stopped

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from rightsizer.loadgen.messages import (
+    ClosedLoop,
+    ClosedLoopDone,
     Command,
     Failed,
     LegacyDone,
@@ -66,6 +68,15 @@ class StepSamples:
     unanswered: np.ndarray  # scheduled times of requests abandoned after the drain
     sent: int
     worker_cpu: list[float]  # share of one core each worker used while sending
+
+
+@dataclass
+class ClosedLoopResult:
+    """Raw outcome of a closed-loop run: each client's requests in the order it sent them."""
+
+    clients: int
+    per_client: list[pd.DataFrame]  # SAMPLE_COLUMNS
+    seconds: float
 
 
 class LoadGenerator:
@@ -163,6 +174,15 @@ class LoadGenerator:
             sent=sum(r.sent for r in replies),
             worker_cpu=[r.cpu for r in replies],
         )
+
+    def closed_loop(self, command: ClosedLoop) -> ClosedLoopResult:
+        """Concurrent sequential clients, all on the first worker (a slow endpoint's few
+        clients need no more); one frame of samples per client."""
+        self._send(0, command)
+        timeout = command.max_seconds + command.drain + 30
+        reply = self._gather_one(0, timeout, ClosedLoopDone)
+        frames = [pd.DataFrame(samples, columns=SAMPLE_COLUMNS) for samples in reply.samples]
+        return ClosedLoopResult(command.clients, frames, reply.seconds)
 
     def legacy(self, settings: LegacySettings) -> LegacyDone:
         """The old notebook's ramp, on the first worker only (as the notebook ran it)."""

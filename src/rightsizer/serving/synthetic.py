@@ -1,7 +1,9 @@
 """An endpoint of known capacity: ``slots`` requests served at once, each taking ``service_ms``.
 
 True capacity is ``slots / service_ms`` requests per millisecond; beyond it requests wait in a
-bounded queue, and a full queue answers 503. A background ``failure_rate`` answers 500 at any
+bounded queue, and a full queue answers 503. Service times are ``fixed``, ``exponential`` or
+``uniform`` on ``service_ms x [1 - service_spread, 1 + service_spread]`` (variable but bounded,
+like the requests of a generative model whose outputs vary in length within a limit). A background ``failure_rate`` answers 500 at any
 load, and for ``cold_start_seconds`` after start every service time is multiplied by
 ``cold_start_factor``.
 
@@ -91,15 +93,20 @@ class SyntheticApp:
         self.schedule = SlotSchedule(model.slots)
 
     def service_s(self, start: float) -> float:
-        mean = self.model.service_ms / 1000
-        seconds = (
-            self.random.expovariate(1 / mean)
-            if self.model.service_distribution == "exponential"
-            else mean
-        )
+        seconds = self.draw_service_s()
         if start - self.started < self.model.cold_start_seconds:
             seconds *= self.model.cold_start_factor
         return seconds
+
+    def draw_service_s(self) -> float:
+        mean = self.model.service_ms / 1000
+        match self.model.service_distribution:
+            case "exponential":
+                return self.random.expovariate(1 / mean)
+            case "uniform":
+                spread = self.model.service_spread
+                return mean * self.random.uniform(1 - spread, 1 + spread)
+        return mean
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,6 +139,7 @@ def cli_args(model: SyntheticModel) -> list[str]:
         "--slots", str(model.slots),
         "--service-ms", repr(model.service_ms),
         "--distribution", model.service_distribution,
+        "--spread", repr(model.service_spread),
         "--queue", str(model.queue),
         "--failure-rate", repr(model.failure_rate),
         "--cold-start-seconds", repr(model.cold_start_seconds),
@@ -148,8 +156,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SyntheticMod
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--slots", type=int, default=defaults.slots)
     parser.add_argument("--service-ms", type=float, default=defaults.service_ms)
-    parser.add_argument("--distribution", choices=["fixed", "exponential"],
+    parser.add_argument("--distribution", choices=["fixed", "exponential", "uniform"],
                         default=defaults.service_distribution)
+    parser.add_argument("--spread", type=float, default=defaults.service_spread,
+                        help="uniform only: half-width of the service times, share of the mean")
     parser.add_argument("--queue", type=int, default=defaults.queue)
     parser.add_argument("--failure-rate", type=float, default=defaults.failure_rate)
     parser.add_argument("--cold-start-seconds", type=float, default=defaults.cold_start_seconds)
@@ -162,7 +172,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SyntheticMod
     try:
         model = SyntheticModel(
             slots=args.slots, service_ms=args.service_ms,
-            service_distribution=args.distribution, queue=args.queue,
+            service_distribution=args.distribution, service_spread=args.spread,
+            queue=args.queue,
             failure_rate=args.failure_rate, cold_start_seconds=args.cold_start_seconds,
             cold_start_factor=args.cold_start_factor,
         )
