@@ -41,7 +41,14 @@ from rightsizer.loadgen.messages import (
     WarmUp,
     WorkerConfig,
 )
+from rightsizer.loadgen.streaming import (
+    UNCOMPRESSED,
+    container_payloads,
+    event_stream_payloads,
+    send_streamed,
+)
 from rightsizer.loadgen.target import HttpTarget, SageMakerTarget
+from rightsizer.tokens import count_response_tokens
 
 # Connections one process may hold open at once. At the boundary, requests in flight =
 # rate x latency; the pool must not be what limits an open-loop load.
@@ -76,10 +83,18 @@ class InvocationsUser(FastHttpUser):
     driver: Driver
 
     def invoke(self, index: int, context: dict[str, Any]) -> None:
+        driver = self.driver
+        payload = driver.payloads[index]
+        if payload.stream:
+            send_streamed(
+                self.client, driver.paths[index], payload.body, driver.headers_for(index),
+                context, driver.read_stream,
+            )
+            return
         self.client.post(
-            self.driver.path,
-            data=self.driver.payloads[index].body,  # type: ignore[arg-type]  # sent as is
-            headers=self.driver.headers_for(index),
+            driver.paths[index],
+            data=payload.body,  # type: ignore[arg-type]  # sent as is
+            headers=driver.headers_for(index),
             name="invocations",
             context=context,
         )
@@ -116,16 +131,32 @@ def _record(
     response: Any = None,
     **_: Any,
 ) -> None:
-    """Locust ``request`` listener: append our own sample where the request asked for one."""
+    """Locust ``request`` listener: append our own sample where the request asked for one.
+
+    A streamed request brings its token figures in ``context`` (``streaming.send_streamed``);
+    a whole response's tokens are counted from its body (NaN when it is not generated text).
+    """
     sink = context.get("sink")
     if sink is None:
         return
     status = int(getattr(response, "status_code", 0) or 0)
-    error = None if exception is None else _describe(exception, status, response)
+    if exception is None:
+        error, tokens = None, _tokens(context, response)
+    else:
+        error, tokens = _describe(exception, status, response), NO_TOKENS
     sink.append(
         (context["scheduled"], start_time, response_time, exception is None, status, error,
-         *NO_TOKENS)
+         *tokens)
     )
+
+
+def _tokens(context: dict[str, Any], response: Any) -> tuple[float, float, bool]:
+    if "ttft_ms" in context:
+        return context["ttft_ms"], context["output_tokens"], context["tokens_reported"]
+    body = getattr(response, "content", None)
+    if not isinstance(body, bytes):
+        return NO_TOKENS
+    return (NO_TOKENS[0], *count_response_tokens(body))
 
 
 def _describe(exception: BaseException, status: int, response: Any) -> str:
@@ -133,7 +164,8 @@ def _describe(exception: BaseException, status: int, response: Any) -> str:
         body = (response.text or "")[:200] if response is not None else ""
     except Exception:  # an unreadable body must not break the statistics
         body = ""
-    head = f"HTTP {status}" if status else type(exception).__name__
+    # A stream that fails after its HTTP 200 is named by its error, not by that status.
+    head = f"HTTP {status}" if status and status != 200 else type(exception).__name__
     return f"{head}: {body or exception}"[:300]
 
 
@@ -183,15 +215,23 @@ class Driver:
             )
 
             signer = CachedSigner(config.target, config.payloads)
-            self.path = invocation_path(config.target)
+            # InvokeEndpoint, or InvokeEndpointWithResponseStream for a payload that streams.
+            self.paths = [invocation_path(config.target, p.stream) for p in config.payloads]
             self.headers_for = signer.headers
+            self.read_stream = event_stream_payloads
             return runtime_base_url(config.target)
         assert isinstance(config.target, HttpTarget)
         plain = [
-            {"Content-Type": p.content_type, "Accept": p.accept or "*/*"} for p in config.payloads
+            {
+                "Content-Type": p.content_type,
+                "Accept": p.accept or "*/*",
+                **(UNCOMPRESSED if p.stream else {}),
+            }
+            for p in config.payloads
         ]
-        self.path = "/invocations"
+        self.paths = ["/invocations"] * len(config.payloads)
         self.headers_for = lambda index: plain[index]
+        self.read_stream = container_payloads
         return config.target.url
 
     def pick(self) -> int:
