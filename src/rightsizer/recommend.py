@@ -14,6 +14,9 @@ Definitions (all per instance type):
   how many instances would keep the target utilisation even at the peak, for users who want that.
 * Costs are those of the fleet the policy runs: ``MinCapacity`` instances at min traffic,
   ``MaxCapacity`` at max traffic. Cost per million inferences is at max traffic.
+* For text generation, cost per million output tokens is also at max traffic: the fleet's cost
+  per hour over ``max_rps x tokens per request x 3600``, tokens per request being the mean of
+  the requests completed in the highest passing step.
 
 Instance counts are always rounded up, never 0. A quotient is rounded to ``CEIL_DECIMALS``
 before ``ceil`` so that float noise (100/50 = 2.0000000000000004) does not add an instance.
@@ -93,6 +96,20 @@ class AutoscalingPolicy(_Model):
         }
 
 
+class TokenFigures(_Model):
+    """A generative endpoint's figures at the highest passing step, per instance."""
+
+    output_tokens_per_second: float = Field(description="Per instance, at its capacity.")
+    tokens_per_request: float = Field(description="Mean output tokens of a completed request.")
+    counted: str = Field(description="'reported' by the container or 'approximate' (text).")
+    ttft_p50_ms: float | None = None
+    ttft_p90_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p99_ms: float | None = None
+    request_tokens_per_second_p50: float | None = None
+
+
 class TypeOption(_Model):
     instance_type: str
     status: Literal["viable", "not_viable"]
@@ -122,6 +139,10 @@ class TypeOption(_Model):
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    tokens: TokenFigures | None = Field(None, description="Only for text generation.")
+    cost_per_million_output_tokens: float | None = Field(
+        None, description="At max_rps, with tokens.tokens_per_request per request."
+    )
     autoscaling: AutoscalingPolicy | None = None
 
 
@@ -202,6 +223,7 @@ def evaluate(
         p50_ms=summary.p50_ms if summary.p50_ms is not None else (top.p50_ms if top else None),
         p95_ms=summary.p95_ms if summary.p95_ms is not None else (top.p95_ms if top else None),
         p99_ms=summary.p99_ms if summary.p99_ms is not None else (top.p99_ms if top else None),
+        tokens=token_figures(top, count),
         notes=list(summary.notes),
     )
     reasons = _not_viable_reasons(summary, capacity, price_per_hour, base.meets_latency_objective)
@@ -242,10 +264,38 @@ def _viable(
             "cost_per_hour_at_max": cost_max,
             "monthly_cost_at_min": cost_min * HOURS_PER_MONTH,
             "cost_per_million_inferences": cost_max / (max_rps * 3600.0) * 1e6,
+            "cost_per_million_output_tokens": _per_million_tokens(base.tokens, cost_max, max_rps),
             "headroom_at_max": policy.max_capacity * capacity / max_rps - 1.0,
             "autoscaling": policy,
         }
     )
+
+
+def token_figures(top: StepResult | None, instance_count: int) -> TokenFigures | None:
+    """Token figures of the highest passing step, the throughput per instance."""
+    tokens = top.tokens if top is not None else None
+    if top is None or tokens is None or top.achieved_rps <= 0 or instance_count < 1:
+        return None
+    return TokenFigures(
+        output_tokens_per_second=tokens.output_tokens_per_second / instance_count,
+        tokens_per_request=tokens.output_tokens_per_second / top.achieved_rps,
+        counted=tokens.counted,
+        ttft_p50_ms=tokens.ttft_p50_ms,
+        ttft_p90_ms=tokens.ttft_p90_ms,
+        ttft_p99_ms=tokens.ttft_p99_ms,
+        itl_p50_ms=tokens.itl_p50_ms,
+        itl_p99_ms=tokens.itl_p99_ms,
+        request_tokens_per_second_p50=tokens.request_tokens_per_second_p50,
+    )
+
+
+def _per_million_tokens(
+    tokens: TokenFigures | None, cost_per_hour: float, rps: float
+) -> float | None:
+    """The fleet's cost per hour over the output tokens it serves in that hour, per million."""
+    if tokens is None or tokens.tokens_per_request <= 0:
+        return None
+    return cost_per_hour / (rps * tokens.tokens_per_request * 3600.0) * 1e6
 
 
 def _not_viable_reasons(

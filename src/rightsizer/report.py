@@ -6,7 +6,6 @@ Every piece of text that comes from a run (type names, failure reasons, notes) i
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,8 @@ from rightsizer import __version__
 from rightsizer.history import RunDiff, RunRecord, TypeChange, TypeFigures
 from rightsizer.pricing import BundledPrices
 from rightsizer.recommend import HOURS_PER_MONTH, Recommendation, TypeOption
+from rightsizer.report_format import esc, money, ms, num, pct
+from rightsizer.report_tokens import generation_section, recommendation_words, steps_tokens_table
 from rightsizer.schema import BenchmarkInput
 from rightsizer.summary import StepResult, TypeSummary
 
@@ -53,31 +54,6 @@ svg{max-width:100%;height:auto;font-family:inherit}figure{margin:0}
 figcaption{color:#6b7280;font-size:13px}.small{font-size:13px;color:#6b7280}
 footer{margin-top:40px;color:#6b7280;font-size:12px}
 """
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-# --- number formatting --------------------------------------------------------------------------
-
-
-def money(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"${value:,.{digits}f}"
-
-
-def num(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:,.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
-
-
-def ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
-
-
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
 
 
 # --- SVG primitives -----------------------------------------------------------------------------
@@ -354,6 +330,7 @@ def _recommendation_section(rec: Recommendation, bi: BenchmarkInput) -> str:
         f"{money(best.cost_per_hour_at_max)}/h at peak, {money(best.cost_per_million_inferences)} "
         f"per million inferences at peak. One instance sustains "
         f"{num(best.capacity_per_instance)} rps{_latency_words(best, bi)}.</p>"
+        f"{recommendation_words(best)}"
     )
     if best.capacity_is_lower_bound:
         words += (f'<p class="warn">The capacity of {esc(best.instance_type)} is a lower bound '
@@ -471,6 +448,7 @@ def _type_section(summary: TypeSummary) -> str:
                      "(number = order run). Points below the dashed diagonal did not keep up with "
                      "the offered rate.</figcaption></figure>")
         parts.append(_steps_table(summary.steps))
+        parts.append(steps_tokens_table(summary.steps))
     return "".join(parts)
 
 
@@ -614,6 +592,7 @@ def render_report(
         latency_plot(recommendation.options, objective.max_latency_ms, objective_label),
         "<figcaption>Latency percentiles at each type's highest passing step.</figcaption>"
         "</figure></div>",
+        generation_section(recommendation, objective),
         "<h2>Load steps per type</h2>",
         *(_type_section(s) for s in _ordered(summaries, recommendation)),
         _prices_section(recommendation, bi),
