@@ -238,9 +238,10 @@ def test_load_generator_may_only_invoke_prefixed_endpoints_and_write_under_runs(
     role = template["Resources"]["LoadgenTaskRole"]["Properties"]
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a: s for s in statements for a in _as_list(s["Action"])}
-    assert set(actions) == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint",
+    invoke = ("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream")
+    assert set(actions) == {*invoke, "sagemaker:DescribeEndpoint",
                             "s3:GetObject", "s3:PutObject", "s3:ListBucket"}
-    for action in ("sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"):
+    for action in (*invoke, "sagemaker:DescribeEndpoint"):
         assert "endpoint/${NamePrefix}-*" in json.dumps(actions[action])
     assert json.dumps(actions["s3:PutObject"]["Resource"]).endswith('/runs/*"}')
     assert actions["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": "runs/*"}}
@@ -274,6 +275,14 @@ def test_functions_that_read_payloads_may_list_so_a_missing_key_says_no_such_key
     """Without s3:ListBucket, S3 answers AccessDenied for a key that does not exist."""
     statement = _statement_allowing(template, function, "s3:ListBucket")
     assert "ResultsBucket" in json.dumps(statement["Resource"])
+
+
+@pytest.mark.parametrize("role", ["SmokeTestFunction", "LoadgenTaskRole"])
+def test_streamed_payloads_may_be_invoked_where_they_are_sent(template, role):
+    """InvokeEndpointWithResponseStream is its own IAM action: without it a "stream": true
+    payload fails with AccessDeniedException after the endpoint is up and billed."""
+    statement = _statement_allowing(template, role, "sagemaker:InvokeEndpointWithResponseStream")
+    assert "endpoint/${NamePrefix}-*" in json.dumps(statement["Resource"])
 
 
 def test_state_machine_may_record_outcomes_under_runs_only(template):

@@ -1,5 +1,8 @@
 """The smoke test on AWS: ``InvokeEndpoint`` with every sample payload, under the rules of
-``rightsizer.smoke`` (the same as the local run's).
+``rightsizer.smoke`` (the same as the local run's). A payload that asks for a stream goes
+through ``InvokeEndpointWithResponseStream``, as the load test will send it, so that a container
+that cannot stream, or a role that may not, fails here rather than after the endpoint is paid
+for the whole load test.
 
 The payloads are the ones the load generator will send (the run's copies in its folder), read
 with one S3 client whose timeouts are bounded. Each payload is invoked
@@ -59,7 +62,8 @@ def run_smoke_test(
     s3: Any,
     seconds_left: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    """Every payload through ``InvokeEndpoint``; raises ``SmokeTestFailed`` with the reason.
+    """Every payload through ``InvokeEndpoint`` (or its streaming form); raises
+    ``SmokeTestFailed`` with the reason.
 
     ``seconds_left``: the Lambda's remaining time (``context.get_remaining_time_in_millis``).
     """
@@ -99,12 +103,17 @@ def _invoke(runtime: Any, endpoint: str, payload: LoadedPayload) -> Answer:
     }
     if payload.accept:
         request["Accept"] = payload.accept
+    operation = "InvokeEndpointWithResponseStream" if payload.stream else "InvokeEndpoint"
     started = time.perf_counter()
     try:
-        response = runtime.invoke_endpoint(**request)
-        body: bytes = response["Body"].read()
-    except ClientError as exc:
-        return _answer_from_error(exc.response, time.perf_counter() - started)
+        if payload.stream:
+            response = runtime.invoke_endpoint_with_response_stream(**request)
+            body = _streamed_body(response["Body"])
+        else:
+            response = runtime.invoke_endpoint(**request)
+            body = response["Body"].read()
+    except ClientError as exc:  # an error event in the stream (EventStreamError) is one too
+        return _answer_from_error(exc.response, time.perf_counter() - started, operation)
     except (ReadTimeoutError, ConnectTimeoutError):
         raise NoAnswer(no_answer_within(READ_TIMEOUT_SECONDS)) from None
     except BotoCoreError as exc:
@@ -112,13 +121,21 @@ def _invoke(runtime: Any, endpoint: str, payload: LoadedPayload) -> Answer:
     return Answer(200, body, response.get("ContentType") or "", time.perf_counter() - started)
 
 
-def _answer_from_error(response: dict[str, Any], seconds: float) -> Answer:
+def _streamed_body(events: Any) -> bytes:
+    """The bytes of every ``PayloadPart`` event, in order (botocore decodes the event stream;
+    an error event raises ``EventStreamError`` while iterating)."""
+    return b"".join(event["PayloadPart"].get("Bytes", b"") for event in events
+                    if "PayloadPart" in event)
+
+
+def _answer_from_error(response: dict[str, Any], seconds: float, operation: str) -> Answer:
     """A ``ModelError`` is the model's own non-2xx answer; any other error is no answer."""
     error = response.get("Error", {})
     if error.get("Code") != "ModelError":
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        where = f" (HTTP {status})" if status else ""
         raise NoAnswer(
-            f"InvokeEndpoint failed with {error.get('Code', 'Error')} (HTTP {status}): "
+            f"{operation} failed with {error.get('Code', 'Error')}{where}: "
             f"{error.get('Message', '')}"
         )
     return Answer(
