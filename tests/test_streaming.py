@@ -32,6 +32,8 @@ BETWEEN_TOKENS_S = 0.05
 STREAM_BODY = b'{"inputs": "Tell me", "parameters": {"max_new_tokens": 10}, "stream": true}'
 WHOLE_BODY = b'{"inputs": "Tell me", "parameters": {"details": true}}'
 CLASSIC_BODY = b'{"pixels": [0, 1]}'
+BUSY_BODY = b'{"inputs": "busy", "stream": true}'
+CUT_BODY = b'{"inputs": "cut", "stream": true}'
 WHOLE_TOKENS = 7
 
 
@@ -57,30 +59,37 @@ class TokenServer(BaseHTTPRequestHandler):
         TokenServer.seen.append(dict(self.headers))
         if body == STREAM_BODY:
             self._stream()
+        elif body == BUSY_BODY:
+            self._whole(b'{"error": "Model is overloaded"}', status=503)
+        elif body == CUT_BODY:
+            self._stream(cut=True)
         elif body == WHOLE_BODY:
             self._whole(json.dumps([{"generated_text": "x" * 40,
                                      "details": {"generated_tokens": WHOLE_TOKENS}}]).encode())
         else:
             self._whole(b'{"predictions": [0.2, 0.8]}')
 
-    def _stream(self) -> None:
+    def _stream(self, cut: bool = False) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
         time.sleep(FIRST_TOKEN_S)
-        for index in range(TOKENS):
+        for index in range(2 if cut else TOKENS):
             if index:
                 time.sleep(BETWEEN_TOKENS_S)
             chunk = sse_event(index)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.flush()
+        if cut:  # the server goes away in the middle of the answer
+            self.close_connection = True
+            return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _whole(self, answer: bytes) -> None:
-        self.send_response(200)
+    def _whole(self, answer: bytes, status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
@@ -176,3 +185,21 @@ def test_the_load_generator_records_token_fields_per_request(token_server):
     assert (counted.output_tokens == WHOLE_TOKENS).all() and counted.tokens_reported.all()
     assert not classic.tokens_reported.any()
     assert all(math.isnan(t) for t in classic.output_tokens)
+
+
+def test_a_refused_or_broken_stream_is_a_failed_request(token_server):
+    payloads = [
+        LoadedPayload(BUSY_BODY, "application/json", None, 1.0, stream=True),
+        LoadedPayload(CUT_BODY, "application/json", None, 1.0, stream=True),
+    ]
+    with LoadGenerator(HttpTarget(token_server), payloads, request_timeout=10) as generator:
+        step = generator.step(rate=8.0, seconds=1.0, drain=5.0)
+    rows = step.requests
+    assert len(rows) == step.sent and not rows.ok.any()
+    busy, cut = rows[rows.status == 503], rows[rows.status == 200]
+    assert len(busy) and len(cut) and len(busy) + len(cut) == len(rows)
+    assert all(e == 'HTTP 503: {"error": "Model is overloaded"}' for e in busy.error)
+    assert cut.output_tokens.isna().all() and cut.ttft_ms.isna().all()
+    # Named by what broke (geventhttpclient: "HTTPParseError: Incomplete response."), not by
+    # the 200 that started it.
+    assert all(e and not e.startswith("HTTP 200") for e in cut.error), cut.error.tolist()
