@@ -77,20 +77,20 @@ def cases(quick: bool) -> list[Case]:
 
 def sustainable_rate(c: Case, max_failure: float = 0.01, arrivals: int = 60_000) -> float:
     """The rate at which the synthetic server itself turns away ``max_failure`` of an evenly
-    spaced stream (queue full, 503), by simulating its FCFS slots and bounded queue; plus its
-    background failures. With fixed service times this is slots / service time; with
-    exponential ones a bounded queue overflows by chance below that."""
+    spaced stream (queue full, 503), by simulating its FCFS slots and bounded queue with its
+    own service-time draws; plus its background failures. With fixed service times this is
+    slots / service time; with variable ones a bounded queue overflows by chance below that."""
     import heapq
-    import random
+
+    from rightsizer.serving.synthetic import SyntheticApp
 
     m = c.model
     if m.service_distribution == "fixed":
         return c.capacity
 
     def rejected(rate: float) -> float:
-        rng = random.Random(1)
+        app = SyntheticApp(m, seed=1)  # the server's own service-time draws
         free_at, pending, lost = [0.0] * m.slots, [], 0
-        mean = m.service_ms / 1000
         for i in range(arrivals):
             now = i / rate
             start = max(now, free_at[0])
@@ -101,7 +101,7 @@ def sustainable_rate(c: Case, max_failure: float = 0.01, arrivals: int = 60_000)
                     lost += 1
                     continue
                 heapq.heappush(pending, start)
-            heapq.heapreplace(free_at, start + rng.expovariate(1 / mean))
+            heapq.heapreplace(free_at, start + app.draw_service_s())
         return lost / arrivals
 
     lo, hi = 0.3 * c.capacity, c.capacity

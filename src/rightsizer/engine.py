@@ -23,11 +23,14 @@ before are kept.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+
+import pandas as pd
 
 from rightsizer.analysis import closed_loop_throughput, judge_step, top_errors
 from rightsizer.loadgen.messages import ClosedLoop
@@ -50,12 +53,15 @@ from rightsizer.search_controller import (
     choose_slow_search,
     next_probe,
     probe_estimate,
+    probe_successes_needed,
 )
 from rightsizer.summary import TypeSummary
 
 # Why the target can no longer be load-tested (its process died, it stopped answering), or None.
 TargetHealth = StopCheck
 WARM_UP_MAX_SECONDS = 60.0
+# The warm-up's last latencies give the sequential rate and the service times' spread.
+WARM_UP_LATENCIES_KEPT = 10
 # The old notebook: `locust -u 4000 -r 2`.
 LEGACY_USERS, LEGACY_SPAWN_RATE = 4000, 2.0
 
@@ -102,8 +108,8 @@ def find_max_rate(
         request_timeout=load.request_timeout_seconds,
         csv_dir=out_dir,
     ) as generator:
-        sequential_rps = _warm_up(generator, summary, health, say)
-        if sequential_rps is None:
+        warm_latency_ms = _warm_up(generator, summary, health, say)
+        if warm_latency_ms is None:
             pass  # the summary says why
         elif load.method == "legacy":
             _legacy(generator, objective, load, summary, say)
@@ -112,7 +118,7 @@ def find_max_rate(
                 summary.status, summary.failed_stage = "failed", "load_test"
                 summary.reason = f"the endpoint died during the legacy ramp: {gone}"
         else:
-            _search(generator, objective, load, sequential_rps, summary, say,
+            _search(generator, objective, load, warm_latency_ms, summary, say,
                     should_stop or (lambda: None), health)
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
@@ -123,18 +129,24 @@ def _search(
     generator: LoadGenerator,
     objective: Objective,
     load: LoadSettings,
-    sequential_rps: float,
+    warm_latency_ms: pd.Series,
     summary: TypeSummary,
     say: Progress,
     should_stop: StopCheck,
     health: TargetHealth,
 ) -> None:
-    """The open-loop search, after the closed-loop probe where the endpoint is slow."""
+    """The open-loop search, after the closed-loop probe where the endpoint is slow.
+
+    ``warm_latency_ms``: the settled sequential latencies of the warm-up."""
+    sequential_rps = 1000.0 / float(warm_latency_ms.median())
     policy: Policy = StepSearchPolicy.from_load(load, sequential_rps)
     trend_tolerance, probe_seconds = None, 0.0
     if choose_slow_search(load, sequential_rps):
         began = time.monotonic()
-        estimate = _probe_capacity(generator, load, sequential_rps, summary, say, should_stop)
+        cv = float(warm_latency_ms.std(ddof=1) / warm_latency_ms.mean())
+        needed = probe_successes_needed(0.0 if math.isnan(cv) else cv, load.precision)
+        estimate = _probe_capacity(generator, load, sequential_rps, needed, summary, say,
+                                   should_stop)
         probe_seconds = time.monotonic() - began
         gone = health()
         if gone:
@@ -160,6 +172,7 @@ def _probe_capacity(
     generator: LoadGenerator,
     load: LoadSettings,
     sequential_rps: float,
+    successes_needed: int,
     summary: TypeSummary,
     say: Progress,
     should_stop: StopCheck,
@@ -169,7 +182,7 @@ def _probe_capacity(
     levels = [ProbeLevel(1, sequential_rps, 0, 0.0)]
     began = time.monotonic()
     while not should_stop() and (
-        plan := next_probe(levels, time.monotonic() - began)
+        plan := next_probe(levels, time.monotonic() - began, successes_needed)
     ) is not None:
         command = ClosedLoop(plan.clients, plan.min_each, plan.min_total, plan.max_seconds,
                              drain=load.request_timeout_seconds)
@@ -193,8 +206,8 @@ def _probe_level(result: ClosedLoopResult) -> ProbeLevel:
 
 def _warm_up(
     generator: LoadGenerator, summary: TypeSummary, health: TargetHealth, say: Progress
-) -> float | None:
-    """Warm the endpoint up; the rate one sequential client reached, or None (type failed)."""
+) -> pd.Series | None:
+    """Warm the endpoint up; its last (settled) successful latencies, or None (type failed)."""
     say("warming up: sequential requests until latency settles")
     warm, settled = generator.warm(WARM_UP_MAX_SECONDS)
     ok_latency = warm.latency_ms[warm.ok]
@@ -211,7 +224,7 @@ def _warm_up(
         summary.notes.append(
             f"latency had not settled after {WARM_UP_MAX_SECONDS:.0f} s of warm-up"
         )
-    return 1000.0 / float(ok_latency.tail(10).median())
+    return ok_latency.tail(WARM_UP_LATENCIES_KEPT)
 
 
 class StepSampler(Protocol):

@@ -25,18 +25,27 @@ about 100 ms or more) the fixed-step search can pass rates well above the capaci
 1. a closed-loop probe (``next_probe``): C = 2, 4, 8, ... concurrent sequential clients, a few
    answers each (C = 1 is the warm-up), until throughput rises by less than ``PROBE_RISE``
    from C/2 to C: then C clients saturate the endpoint's slots, and their throughput is its
-   capacity. C is held until ``PROBE_SUCCESSES`` answers make that figure precise (the mean
-   of that many service times), within ``PROBE_MAX_SECONDS``.
-2. open-loop steps from just below that estimate (``SlowEndpointPolicy``): the first at
-   estimate x (1 - precision/2), with a step length from the requests and the latency it
-   needs (``slow_step_plan``) and the judge's rising-latency criterion on. Passing closes
-   the bracket at once (the probe stands for a failing step at (1 + precision) x that rate);
-   failing (a latency objective, errors, rising latency) goes on as the step search does,
-   downwards.
+   capacity. Saturated, that throughput is the mean of the service times it saw, so its
+   relative error is cv / sqrt(n) for n answers, cv being the service times' coefficient of
+   variation (the warm-up's sequential latencies measure it): C is held until that error is
+   within a quarter of the precision at two standard errors (``probe_successes_needed``), or
+   until ``PROBE_MAX_SECONDS`` of probing. Fixed service times need a few answers; variable
+   ones as many as the time allows.
+2. open-loop steps from that estimate (``SlowEndpointPolicy``): the first at estimate x
+   (1 - precision/4), a margin small beside the estimate's own error, with a step length from
+   the requests and the latency it needs (``slow_step_plan``) and the judge's rising-latency
+   criterion on. Passing closes the bracket at once (the probe stands for a failing step at
+   (1 + precision) x that rate). Failing only just (the answers the step's capacity figure
+   misses are no more than ``NEAR_MISS`` x the requests in flight, rate x latency by Little's
+   law: a window's answers differ from its arrivals by the change in requests in flight, so a
+   short step cannot tell more, and the probe knows better), the next step is the highest
+   that closes the bracket if it passes, first / (1 + precision); otherwise (a latency
+   objective, errors, a clear overload) the search goes on as the step search does.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -147,11 +156,12 @@ class StepSearchPolicy:
 
 
 # The slow-endpoint path (module docstring).
-PROBE_MAX_SECONDS = 100.0
+PROBE_MAX_SECONDS = 80.0
 PROBE_MAX_CLIENTS = 256
 PROBE_LEVEL_ANSWERS = 3  # per client at each level: its first (left out) and two more
-PROBE_SUCCESSES = 60  # at saturation: the estimate's relative error is cv / sqrt(60)
+PROBE_MIN_SUCCESSES = 20  # at saturation, however steady the service times
 PROBE_RISE = 0.10  # from C/2 to C clients throughput rises by at least 1/C below saturation
+NEAR_MISS = 2.0
 SLOW_STEP_WARMUP_LATENCIES = 2.0  # a step's start: the first requests meet the last step's tail
 SLOW_STEP_WINDOW_LATENCIES = 4.0
 SLOW_STEP_REQUESTS = 40  # requests a judged window should hold ...
@@ -192,17 +202,28 @@ def probe_saturated(levels: Sequence[ProbeLevel]) -> bool:
     return last.throughput < (1 + PROBE_RISE) * before.throughput
 
 
-def next_probe(levels: Sequence[ProbeLevel], spent_seconds: float) -> ProbePlan | None:
+def probe_successes_needed(service_cv: float, precision: float) -> int:
+    """Answers at saturation for 2 x cv / sqrt(n) <= precision / 4 (module docstring)."""
+    return max(PROBE_MIN_SUCCESSES, math.ceil((8 * service_cv / precision) ** 2))
+
+
+def next_probe(
+    levels: Sequence[ProbeLevel], spent_seconds: float, successes_needed: int
+) -> ProbePlan | None:
     """The next level of the closed-loop probe, or None when ``probe_estimate`` is ready.
 
     ``levels`` start with the sequential warm-up (1 client)."""
     remaining = PROBE_MAX_SECONDS - spent_seconds
     last = levels[-1]
-    held = len(levels) >= 2 and levels[-2].clients == last.clients
-    if remaining <= 0 or held:
+    if remaining <= 0:
         return None
     if probe_saturated(levels):
-        return ProbePlan(last.clients, 1, max(PROBE_SUCCESSES - last.successes, 1), remaining)
+        answers = sum(level.successes for level in levels if level.clients == last.clients)
+        if answers >= successes_needed:
+            return None
+        # min_total counts every success, each client's first (left out) too.
+        more = successes_needed - answers + last.clients
+        return ProbePlan(last.clients, PROBE_LEVEL_ANSWERS, more, remaining)
     if last.clients >= PROBE_MAX_CLIENTS:
         return None
     return ProbePlan(2 * last.clients, PROBE_LEVEL_ANSWERS, 0, remaining)
@@ -243,7 +264,7 @@ class SlowEndpointPolicy:
     def from_estimate(
         cls, load: LoadSettings, estimate: float, latency_s: float
     ) -> SlowEndpointPolicy:
-        first = min(estimate * (1 - load.precision / 2), load.max_rps)
+        first = min(estimate * (1 - load.precision / 4), load.max_rps)
         settings = SearchSettings(
             start_rps=first,
             growth_factor=load.growth_factor,
@@ -251,6 +272,13 @@ class SlowEndpointPolicy:
             precision=load.precision,
         )
         return cls(settings, estimate, latency_s, load)
+
+    def _near_miss(self, step: MeasuredStep) -> bool:
+        plan = step.plan
+        window = plan.seconds - plan.warmup_seconds
+        missing = (plan.rate - step.outcome.achieved_rps) * window
+        in_flight = plan.rate * self.latency_s
+        return not step.outcome.result.passed and missing <= NEAR_MISS * in_flight
 
     def _probe_marker(self) -> list[Probe]:
         """The probe as a failing step just above the first rate (none at the rate limit)."""
@@ -262,6 +290,12 @@ class SlowEndpointPolicy:
         return [Probe(above, False, self.estimate)]
 
     def next_step(self, history: Sequence[MeasuredStep]) -> StepPlan | EndSearch:
+        first = self.settings.start_rps
+        if not history:
+            return slow_step_plan(first, self.latency_s, self.load)
+        if len(history) == 1 and self._near_miss(history[0]):
+            below = first / (1 + self.settings.precision) * (1 + 1e-9)
+            return slow_step_plan(below, self.latency_s, self.load)
         probes = self._probe_marker() + [measured.probe for measured in history]
         decision = next_rate(probes, self.settings)
         if decision.next_rps is None:
