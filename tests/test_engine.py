@@ -88,6 +88,25 @@ def test_an_upper_bound_is_reported_as_a_rate_limit(
 
 
 @pytest.mark.parametrize(
+    "synthetic_endpoint", [{"slots": 1, "service_ms": 200, "queue": 2}], indirect=True
+)
+def test_a_slow_endpoint_is_probed_closed_loop_then_confirmed_open_loop(
+    synthetic_endpoint: str, tmp_path: Path
+) -> None:
+    # 5 requests/s, 2 waiting places: a 10 s step at 5.4 rps would end before its backlog of
+    # 3 overflowed the queue. The closed-loop probe measures 5.0, one open-loop step confirms.
+    summary = find_max_rate(
+        HttpTarget(synthetic_endpoint), PAYLOAD, Objective(), LoadSettings(), tmp_path
+    )
+    assert summary.status == "succeeded", summary.reason
+    assert 5.0 * 0.95 <= summary.max_sustainable_rps <= 5.0 * 1.03
+    assert any("closed-loop probe" in note for note in summary.notes)
+    assert summary.steps and summary.steps[-1].duration_seconds >= 10
+    # The probe is load too, and counted: more than the open-loop steps alone.
+    assert summary.load_seconds > sum(step.duration_seconds for step in summary.steps)
+
+
+@pytest.mark.parametrize(
     "synthetic_endpoint", [{"slots": 1, "service_ms": 5, "failure_rate": 0.5}], indirect=True
 )
 def test_an_endpoint_failing_half_its_requests_is_failed(

@@ -58,6 +58,8 @@ MAX_CONNECTIONS = 2000
 YIELD_EVERY = 32
 # A closed-loop client whose request was refused waits this long before its next one.
 REFUSED_PAUSE = 0.1
+# The warm-up compares two windows of sequential requests lasting about this long together.
+WARM_UP_WINDOW_SECONDS = 20.0
 
 
 if TYPE_CHECKING:  # gevent's Greenlet is generic in its stubs only
@@ -169,6 +171,22 @@ def _describe(exception: BaseException, status: int, response: Any) -> str:
     return f"{head}: {body or exception}"[:300]
 
 
+def _settled(ok_latency_ms: list[float]) -> bool:
+    """The median of the last n successful latencies is within 10% of the n before them.
+
+    n = 10, or fewer (at least 3) for slow requests, so that the 2n take about
+    ``WARM_UP_WINDOW_SECONDS`` rather than minutes."""
+    if not ok_latency_ms:
+        return False
+    typical_s = statistics.median(ok_latency_ms) / 1000
+    n = max(3, min(10, int(WARM_UP_WINDOW_SECONDS / (2 * max(typical_s, 1e-6)))))
+    if len(ok_latency_ms) < 2 * n:
+        return False
+    last = statistics.median(ok_latency_ms[-n:])
+    before = statistics.median(ok_latency_ms[-2 * n : -n])
+    return abs(last - before) <= 0.1 * before
+
+
 def _enough_answers(per_client: list[list[Sample]], command: ClosedLoop) -> bool:
     """Every client answered ``min_each`` times, and ``min_total`` answers were successes."""
     if any(len(samples) < command.min_each for samples in per_client):
@@ -261,20 +279,17 @@ class Driver:
     def warm(self, max_seconds: float) -> WarmedUp:
         """Sequential requests until latency settles, so a cold start is not load-tested.
 
-        Settled: the median of the last 10 successful requests is within 10% of the 10
-        before them. Gives up after ``max_seconds``, or after 30 failures in a row.
+        Settled: see ``_settled``. Gives up after ``max_seconds``, or after 30 failures in a
+        row.
         """
         samples: list[Sample] = []
         deadline = time.time() + max_seconds
         settled = False
         while time.time() < deadline:
             self.user.invoke(self.pick(), {"sink": samples, "scheduled": time.time()})
-            ok = [s[2] for s in samples if s[3]]
-            if len(ok) >= 20:
-                last, before = statistics.median(ok[-10:]), statistics.median(ok[-20:-10])
-                if abs(last - before) <= 0.1 * before:
-                    settled = True
-                    break
+            if _settled([s[2] for s in samples if s[3]]):
+                settled = True
+                break
             if len(samples) >= 30 and not any(s[3] for s in samples[-30:]):
                 # It never answers successfully, or has stopped (died): no point in waiting.
                 break
