@@ -13,10 +13,8 @@ split across parts, or a ModelStreamError exception after a first token.
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -26,6 +24,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
+from harness.eventstream import model_stream_error, payload_part
 
 from rightsizer.loadgen.processes import LoadGenerator
 from rightsizer.loadgen.target import SageMakerTarget
@@ -38,33 +37,6 @@ PART_PAUSE_S = 0.04
 GOOD = b'{"inputs": "Tell me", "stream": true}'
 BROKEN = b'{"inputs": "Break", "stream": true}'
 ERROR_MESSAGE = "Model invocation exceeded the time limit"
-
-
-def header(name: str, value: str) -> bytes:
-    """An event stream header of type string (7): name length, name, type, value length."""
-    raw_name, raw_value = name.encode(), value.encode()
-    return (struct.pack("!B", len(raw_name)) + raw_name + b"\x07"
-            + struct.pack("!H", len(raw_value)) + raw_value)
-
-
-def message(headers: dict[str, str], payload: bytes) -> bytes:
-    encoded = b"".join(header(k, v) for k, v in headers.items())
-    total = 12 + len(encoded) + len(payload) + 4
-    prelude = struct.pack("!II", total, len(encoded))
-    prelude += struct.pack("!I", zlib.crc32(prelude))
-    body = prelude + encoded + payload
-    return body + struct.pack("!I", zlib.crc32(body))
-
-
-def payload_part(data: bytes) -> bytes:
-    return message({":event-type": "PayloadPart", ":message-type": "event",
-                    ":content-type": "application/octet-stream"}, data)
-
-
-def model_stream_error() -> bytes:
-    body = json.dumps({"Message": ERROR_MESSAGE, "ErrorCode": "ModelInvocationTimeExceeded"})
-    return message({":exception-type": "ModelStreamError", ":message-type": "exception",
-                    ":content-type": "application/json"}, body.encode())
 
 
 def tgi_events() -> bytes:
@@ -81,7 +53,7 @@ def tgi_events() -> bytes:
 
 def test_the_frames_built_here_are_what_botocore_decodes():
     buffer = EventStreamBuffer()
-    buffer.add_data(payload_part(b"abc") + model_stream_error())
+    buffer.add_data(payload_part(b"abc") + model_stream_error(ERROR_MESSAGE))
     first, second = list(buffer)
     assert first.headers[":event-type"] == "PayloadPart" and first.payload == b"abc"
     assert second.headers[":exception-type"] == "ModelStreamError"
@@ -134,7 +106,7 @@ class RuntimeStandIn(BaseHTTPRequestHandler):
             self._chunk(payload_part(part))
             time.sleep(PART_PAUSE_S)
         if body == BROKEN:
-            self._chunk(model_stream_error())
+            self._chunk(model_stream_error(ERROR_MESSAGE))
         self.wfile.write(b"0\r\n\r\n")
 
     def _problem(self, body: bytes) -> str | None:
