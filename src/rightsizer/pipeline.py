@@ -29,7 +29,13 @@ from rightsizer.payloads import LoadedPayload, load_payloads
 from rightsizer.pricing import resolve_prices
 from rightsizer.recommend import Recommendation
 from rightsizer.results import stored_prices, write_results
-from rightsizer.schema import BenchmarkInput, InstanceTypeSpec, LocalModel, SyntheticModel
+from rightsizer.schema import (
+    BenchmarkInput,
+    GenerativeModel,
+    InstanceTypeSpec,
+    LocalModel,
+    SyntheticModel,
+)
 from rightsizer.smoke import (
     ANSWER_TIMEOUT_SECONDS,
     Answer,
@@ -134,10 +140,10 @@ def run_benchmark(
                       since_last_run=conclusion.since_last_run)
 
 
-def local_model(benchmark: BenchmarkInput) -> LocalModel | SyntheticModel:
+def local_model(benchmark: BenchmarkInput) -> LocalModel | SyntheticModel | GenerativeModel:
     """The input's model if a local endpoint can serve it; raises ``NotLocalError`` if not."""
     model = benchmark.model
-    if isinstance(model, LocalModel | SyntheticModel):
+    if isinstance(model, LocalModel | SyntheticModel | GenerativeModel):
         return model
     raise NotLocalError(
         f"model.kind: {model.kind!r} runs on SageMaker, and `rightsizer run` uses local endpoints "

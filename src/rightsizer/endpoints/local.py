@@ -3,7 +3,8 @@
 ``local.<N>cpu`` means N server workers pinned to N cores (times ``count`` instances). A
 ``LocalModel`` runs under ``rightsizer.serving.container``; a ``SyntheticModel`` under
 ``rightsizer.serving.synthetic``, whose capacity comes from its slots (the cores only set its
-CPU affinity).
+CPU affinity); a ``GenerativeModel`` under ``rightsizer.serving.generative``, whose decode
+work is split across the cores, with ``count`` instances in one process.
 
 Before a LocalModel's server starts, ``deploy()`` makes its files ready as SageMaker would: a
 model.tar.gz unpacked (``rightsizer.artifacts``), the script found and its requirements
@@ -38,7 +39,7 @@ from typing import IO
 import rightsizer
 from rightsizer.artifacts import ArtifactError, model_root
 from rightsizer.model_env import ModelEnvError, ServingPlan, plan, python_for
-from rightsizer.schema import InstanceTypeSpec, LocalModel, SyntheticModel
+from rightsizer.schema import GenerativeModel, InstanceTypeSpec, LocalModel, SyntheticModel
 from rightsizer.serving.process import EXIT_PORT_IN_USE, HOST
 
 STOP_GRACE_S = 5.0
@@ -74,7 +75,7 @@ class LocalEndpoint:
 
     def __init__(
         self,
-        model: LocalModel | SyntheticModel,
+        model: LocalModel | SyntheticModel | GenerativeModel,
         spec: InstanceTypeSpec,
         model_root: Path,
         log_dir: Path | None = None,
@@ -228,19 +229,28 @@ class LocalEndpoint:
         cpus = ",".join(str(c) for c in self.cpus)
         common = ["--port", str(port), "--cpus", cpus, "--parent-pid", str(os.getpid())]
         if isinstance(self.model, SyntheticModel):
-            from rightsizer.serving.synthetic import cli_args
-
-            # ``count`` instances behind one endpoint serve ``count`` times the slots.
-            scaled = self.model.model_copy(update={
-                "slots": self.model.slots * self.spec.count,
-                "queue": self.model.queue * self.spec.count,
-            })
             return [sys.executable, "-m", "rightsizer.serving.synthetic", *common,
-                    *cli_args(scaled)]
+                    *self._synthetic_args(self.model)]
+        if isinstance(self.model, GenerativeModel):
+            from rightsizer.serving.generative import cli_args as generative_args
+
+            # ``count`` instances: each its own batch, queue and weights, on its share of cores.
+            return [sys.executable, "-m", "rightsizer.serving.generative", *common,
+                    "--instances", str(self.spec.count), *generative_args(self.model)]
         serving, python = self._ready()
         return [str(python), "-m", "rightsizer.serving.container", *common,
                 "--model-dir", str(serving.root), "--script", str(serving.script),
                 "--workers", str(self.cores), "--timeout", repr(self.request_timeout_s)]
+
+    def _synthetic_args(self, model: SyntheticModel) -> list[str]:
+        from rightsizer.serving.synthetic import cli_args
+
+        # ``count`` instances behind one endpoint serve ``count`` times the slots.
+        scaled = model.model_copy(update={
+            "slots": model.slots * self.spec.count,
+            "queue": model.queue * self.spec.count,
+        })
+        return cli_args(scaled)
 
     def _ready(self) -> tuple[ServingPlan, Path]:
         assert self._serving is not None, "deploy() prepares the model first"
