@@ -195,8 +195,13 @@ def run_clients(port: int, clients: int, requests_each: int) -> tuple[float, flo
 
 def test_continuous_batching_raises_throughput_and_each_tokens_latency(port: int) -> None:
     run_clients(port, 1, 1)  # warm
-    alone_tokens_s, alone_itl_s = run_clients(port, 1, 6)
-    batched_tokens_s, batched_itl_s = run_clients(port, 4, 6)
+    # Interleaved, best of two: other processes on the machine only ever slow a run down.
+    alone, batched = [], []
+    for _ in range(2):
+        alone.append(run_clients(port, 1, 5))
+        batched.append(run_clients(port, 4, 5))
+    alone_tokens_s, alone_itl_s = max(t for t, _ in alone), min(i for _, i in alone)
+    batched_tokens_s, batched_itl_s = max(t for t, _ in batched), min(i for _, i in batched)
     figures = (alone_tokens_s, batched_tokens_s, alone_itl_s, batched_itl_s)
     assert batched_tokens_s > 1.8 * alone_tokens_s, figures
     assert batched_itl_s > 1.2 * alone_itl_s, figures
