@@ -82,7 +82,7 @@ class NotLocalError(ValueError):
 @dataclass
 class RunContext:
     benchmark: BenchmarkInput
-    model: LocalModel | SyntheticModel
+    model: LocalModel | SyntheticModel | GenerativeModel
     base_dir: Path
     payloads: list[LoadedPayload]
     store: RunStore

@@ -167,11 +167,11 @@ class GenerativeModel(StrictModel):
         64, ge=1, le=4096, description="Output tokens when the request does not say."
     )
     weights_mb: float = Field(
-        8.0, gt=0, le=1024,
+        128.0, gt=0, le=1024,
         description="Memory each decode iteration reads whatever the batch (a model's weights).",
     )
     kv_kb_per_token: float = Field(
-        4.0, gt=0, le=1024,
+        32.0, gt=0, le=1024,
         description="Memory each sequence reads per token of its context (its KV cache).",
     )
 
