@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rightsizer import engine
 from rightsizer.cli import main
 from rightsizer.engine import GeneratorRunner, find_max_rate
 from rightsizer.loadgen.messages import NO_TOKENS
@@ -91,10 +92,11 @@ def test_an_upper_bound_is_reported_as_a_rate_limit(
     "synthetic_endpoint", [{"slots": 1, "service_ms": 200, "queue": 2}], indirect=True
 )
 def test_a_slow_endpoint_is_probed_closed_loop_then_confirmed_open_loop(
-    synthetic_endpoint: str, tmp_path: Path
+    synthetic_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 5 requests/s, 2 waiting places: a 10 s step at 5.4 rps would end before its backlog of
     # 3 overflowed the queue. The closed-loop probe measures 5.0, one open-loop step confirms.
+    monkeypatch.setattr(engine, "SLOW_WARM_UP_MIN_SECONDS", 5.0)  # no cold start to outlast
     summary = find_max_rate(
         HttpTarget(synthetic_endpoint), PAYLOAD, Objective(), LoadSettings(), tmp_path
     )

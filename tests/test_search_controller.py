@@ -553,15 +553,33 @@ def test_a_step_passing_just_below_the_estimate_ends_the_search_there() -> None:
     assert isinstance(first, StepPlan) and first.rate == pytest.approx(2.0 * (1 - 0.03 / 4))
     # Warm-up: two latencies; window: 40 requests (20.2 s) rather than the fixed 8 s.
     assert first.warmup_seconds == 2.0 and first.seconds == pytest.approx(2 + 40 / first.rate)
-    passed = MeasuredStep(first, _outcome(first, first.rate, []))
+    passed = MeasuredStep(first, _slow_outcome(first, first.rate, []))
     assert isinstance(policy.next_step([passed]), EndSearch)
+
+
+def _slow_outcome(
+    plan: StepPlan, achieved: float, reasons: list[str], p50_ms: float = 1000.0
+) -> StepOutcome:
+    outcome = _outcome(plan, achieved, reasons)
+    outcome.result.p50_ms = p50_ms
+    return outcome
+
+
+def test_an_endpoint_faster_than_when_probed_is_searched_upwards() -> None:
+    # Probed cold (1 s a request, 2 rps); the first step answers in 200 ms: the probe is stale.
+    policy = SlowEndpointPolicy.from_estimate(LoadSettings(), estimate=2.0, latency_s=1.0)
+    first = policy.next_step([])
+    assert isinstance(first, StepPlan)
+    passed = MeasuredStep(first, _slow_outcome(first, first.rate, [], p50_ms=200.0))
+    grown = policy.next_step([passed])
+    assert isinstance(grown, StepPlan) and grown.rate == pytest.approx(2 * first.rate)
 
 
 def test_a_failing_first_step_searches_downwards_from_its_rising_latency_estimate() -> None:
     policy = SlowEndpointPolicy.from_estimate(LoadSettings(), estimate=2.0, latency_s=1.0)
     first = policy.next_step([])
     assert isinstance(first, StepPlan)
-    failed = MeasuredStep(first, _outcome(first, 1.5, ["latency kept rising"]))
+    failed = MeasuredStep(first, _slow_outcome(first, 1.5, ["latency kept rising"]))
     second = policy.next_step([failed])
     assert isinstance(second, StepPlan) and second.rate == pytest.approx(1.5 * 0.985)
 
@@ -570,7 +588,7 @@ def test_an_estimate_above_max_rps_is_a_rate_limit() -> None:
     policy = SlowEndpointPolicy.from_estimate(LoadSettings(max_rps=1.0), 2.0, latency_s=1.0)
     first = policy.next_step([])
     assert isinstance(first, StepPlan) and first.rate == 1.0
-    decision = policy.next_step([MeasuredStep(first, _outcome(first, 1.0, []))])
+    decision = policy.next_step([MeasuredStep(first, _slow_outcome(first, 1.0, []))])
     assert isinstance(decision, EndSearch) and decision.bottleneck == "rate-limit"
 
 

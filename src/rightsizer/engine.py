@@ -62,6 +62,7 @@ TargetHealth = StopCheck
 WARM_UP_MAX_SECONDS = 60.0
 # The warm-up's last latencies give the sequential rate and the service times' spread.
 WARM_UP_LATENCIES_KEPT = 10
+SLOW_WARM_UP_MIN_SECONDS = 20.0  # see _warm_up_longer
 # The old notebook: `locust -u 4000 -r 2`.
 LEGACY_USERS, LEGACY_SPAWN_RATE = 4000, 2.0
 
@@ -108,7 +109,10 @@ def find_max_rate(
         request_timeout=load.request_timeout_seconds,
         csv_dir=out_dir,
     ) as generator:
+        warm_began = time.monotonic()
         warm_latency_ms = _warm_up(generator, summary, health, say)
+        if warm_latency_ms is not None and load.method != "legacy":
+            warm_latency_ms = _warm_up_longer(generator, load, warm_latency_ms, warm_began)
         if warm_latency_ms is None:
             pass  # the summary says why
         elif load.method == "legacy":
@@ -123,6 +127,27 @@ def find_max_rate(
     summary.finished_at = _now()
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
+
+
+def _warm_up_longer(
+    generator: LoadGenerator, load: LoadSettings, latency_ms: pd.Series, began: float
+) -> pd.Series:
+    """Before the slow-endpoint path, sequential requests for ``SLOW_WARM_UP_MIN_SECONDS``.
+
+    A cold period of steady latency is invisible to the warm-up's settle test. The fixed-step
+    search outlasts a short one (its first steps run well below the knee); the slow path may
+    end one step after its probe, so it starts only after this long, on the latencies of the
+    last warm-up (an endpoint that got faster may then take the fixed-step path)."""
+    while (
+        choose_slow_search(load, 1000.0 / float(latency_ms.median()))
+        and (remaining := SLOW_WARM_UP_MIN_SECONDS - (time.monotonic() - began)) > 0
+    ):
+        more, _ = generator.warm(remaining)
+        ok = more.latency_ms[more.ok]
+        if ok.empty:
+            break
+        latency_ms = ok.tail(WARM_UP_LATENCIES_KEPT)
+    return latency_ms
 
 
 def _search(

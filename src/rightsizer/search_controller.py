@@ -41,6 +41,10 @@ about 100 ms or more) the fixed-step search can pass rates well above the capaci
    short step cannot tell more, and the probe knows better), the next step is the highest
    that closes the bracket if it passes, first / (1 + precision); otherwise (a latency
    objective, errors, a clear overload) the search goes on as the step search does.
+   An endpoint that became faster since it was probed (a cold start that ended: a passing
+   step's median latency below ``LATENCY_DROP`` x the warm-up's) makes the estimate stale:
+   the probe then bounds nothing and the search grows from the passing rates as the step
+   search does.
 """
 
 from __future__ import annotations
@@ -162,6 +166,7 @@ PROBE_LEVEL_ANSWERS = 3  # per client at each level: its first (left out) and tw
 PROBE_MIN_SUCCESSES = 20  # at saturation, however steady the service times
 PROBE_RISE = 0.10  # from C/2 to C clients throughput rises by at least 1/C below saturation
 NEAR_MISS = 2.0
+LATENCY_DROP = 0.8
 SLOW_STEP_WARMUP_LATENCIES = 2.0  # a step's start: the first requests meet the last step's tail
 SLOW_STEP_WINDOW_LATENCIES = 4.0
 SLOW_STEP_REQUESTS = 40  # requests a judged window should hold ...
@@ -280,10 +285,19 @@ class SlowEndpointPolicy:
         in_flight = plan.rate * self.latency_s
         return not step.outcome.result.passed and missing <= NEAR_MISS * in_flight
 
-    def _probe_marker(self) -> list[Probe]:
-        """The probe as a failing step just above the first rate (none at the rate limit)."""
+    def _stale(self, history: Sequence[MeasuredStep]) -> bool:
+        """A passing step was much faster than the warm-up: the endpoint changed since."""
+        faster = LATENCY_DROP * self.latency_s * 1000
+        return any(
+            m.outcome.result.passed and (m.outcome.result.p50_ms or math.inf) < faster
+            for m in history
+        )
+
+    def _probe_marker(self, history: Sequence[MeasuredStep]) -> list[Probe]:
+        """The probe as a failing step just above the first rate (none at the rate limit or
+        once the probe is stale)."""
         first = self.settings.start_rps
-        if first >= self.settings.max_rps:
+        if first >= self.settings.max_rps or self._stale(history):
             return []
         # Just inside the precision, so that the first step passing closes the bracket.
         above = first * (1 + self.settings.precision) * (1 - 1e-9)
@@ -296,7 +310,7 @@ class SlowEndpointPolicy:
         if len(history) == 1 and self._near_miss(history[0]):
             below = first / (1 + self.settings.precision) * (1 + 1e-9)
             return slow_step_plan(below, self.latency_s, self.load)
-        probes = self._probe_marker() + [measured.probe for measured in history]
+        probes = self._probe_marker(history) + [measured.probe for measured in history]
         decision = next_rate(probes, self.settings)
         if decision.next_rps is None:
             return EndSearch(decision.stop_reason, "rate-limit" if decision.rate_limited else None)
