@@ -3,9 +3,9 @@
 True capacity is ``slots / service_ms`` requests per millisecond; beyond it requests wait in a
 bounded queue, and a full queue answers 503. Service times are ``fixed``, ``exponential`` or
 ``uniform`` on ``service_ms x [1 - service_spread, 1 + service_spread]`` (variable but bounded,
-like the requests of a generative model whose outputs vary in length within a limit). A background ``failure_rate`` answers 500 at any
-load, and for ``cold_start_seconds`` after start every service time is multiplied by
-``cold_start_factor``.
+like the requests of a generative model whose outputs vary in length within a limit). A
+background ``failure_rate`` answers 500 at any load, and for ``cold_start_seconds`` after
+start every service time is multiplied by ``cold_start_factor``.
 
 The server must never be the bottleneck itself, so a request only sleeps (asyncio, one
 process, a raw ASGI app under uvicorn with the fastest parser and loop installed), and slots
