@@ -8,7 +8,7 @@ methods under @field_validator/@model_validator (ignore_decorators in pyproject)
 from rightsizer.aws.events import ItemNames, MapItem
 from rightsizer.loadgen.locust_driver import LegacyUser, OpenLoopUser
 from rightsizer.recommend import Recommendation, TypeOption
-from rightsizer.summary import StepResult, TypeSummary
+from rightsizer.summary import StepResult, TokenStats, TypeSummary
 
 # pydantic reads every model's configuration (extra="forbid", frozen, ...) from this attribute.
 _ = TypeSummary.model_config
@@ -26,6 +26,7 @@ _ = Recommendation.hours_per_month
 
 # Fields of <type>/summary.json, for its readers: set by the engine and the pipeline, not read back.
 _ = StepResult.generator_cpu
+_ = TokenStats.tokens_per_request_p50
 _ = StepResult.duration_seconds
 _ = TypeSummary.started_at
 _ = TypeSummary.finished_at

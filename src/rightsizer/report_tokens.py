@@ -82,8 +82,8 @@ def steps_tokens_table(steps: Sequence[StepResult]) -> str:
         return ""
     head = (
         "<tr><th>#</th><th>Target<br>rps</th><th>Output<br>tokens/s</th>"
-        "<th>TTFT p50 / p90 / p99<br>ms</th><th>ITL p50 / p99<br>ms</th>"
-        "<th>Tokens/s per<br>request p10 / p50</th></tr>"
+        "<th>TTFT p50 / p90 / p99<br>ms</th><th>ITL p50 / p90 / p99<br>ms</th>"
+        "<th>Tokens/s per<br>request p10 / p50</th><th>Objective TTFT ms<br>/ tokens/s</th></tr>"
     )
     rows = []
     for i, s in enumerate(steps, start=1):
@@ -91,13 +91,14 @@ def steps_tokens_table(steps: Sequence[StepResult]) -> str:
         if t is None:
             continue
         ttft = " / ".join(ms(v) for v in (t.ttft_p50_ms, t.ttft_p90_ms, t.ttft_p99_ms))
-        itl = " / ".join(ms(v) for v in (t.itl_p50_ms, t.itl_p99_ms))
+        itl = " / ".join(ms(v) for v in (t.itl_p50_ms, t.itl_p90_ms, t.itl_p99_ms))
         per_request = " / ".join(
             num(v) for v in (t.request_tokens_per_second_p10, t.request_tokens_per_second_p50)
         )
+        bounds = f"{ms(t.ttft_objective_ms)} / {num(t.tokens_per_second_objective)}"
         rows.append(
             f"<tr><td>{i}</td><td>{num(s.target_rps)}</td>"
             f"<td>{num(t.output_tokens_per_second)}</td><td class=n>{ttft}</td>"
-            f"<td class=n>{itl}</td><td class=n>{per_request}</td></tr>"
+            f"<td class=n>{itl}</td><td class=n>{per_request}</td><td class=n>{bounds}</td></tr>"
         )
     return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
