@@ -4,7 +4,7 @@ Synthetic endpoints of known capacity (slots / service time) with short queues, 
 (1 slot) and batched (4-8 slots), fixed and variable ("uniform": service_ms x [0.75, 1.25])
 service times, each on a fresh server, with the default LoadSettings and objective. With
 requests this slow the engine takes the slow-endpoint path (closed-loop probe, then open-loop
-steps as long as their requests need; ``search_controller``'s docstring).
+steps as long as their requests need; ``slow_search``'s docstring).
 
     .venv/bin/python benchmarks/slow_endpoints.py [--keep DIR] [--only 0 2] [--report-only]
 """

@@ -28,26 +28,28 @@ from rightsizer.schema import LoadSettings, Objective
 from rightsizer.search import Probe, SearchSettings, next_rate
 from rightsizer.search_controller import (
     MAX_COOL_DOWN_SECONDS,
-    PROBE_MAX_SECONDS,
-    PROBE_MIN_SUCCESSES,
     Bounds,
     EndSearch,
     MeasuredStep,
-    ProbeLevel,
-    ProbePlan,
     SearchController,
     SearchReport,
-    SlowEndpointPolicy,
     StepOutcome,
     StepPlan,
     StepSearchPolicy,
     auto_start_rps,
+)
+from rightsizer.serving.synthetic import SlotSchedule
+from rightsizer.slow_search import (
+    PROBE_MAX_SECONDS,
+    PROBE_MIN_SUCCESSES,
+    ProbeLevel,
+    ProbePlan,
+    SlowEndpointPolicy,
     choose_slow_search,
     next_probe,
     probe_estimate,
     probe_successes_needed,
 )
-from rightsizer.serving.synthetic import SlotSchedule
 from rightsizer.summary import StepResult, TypeSummary
 
 STEP_SECONDS, WARMUP_SECONDS = 10.0, 2.0

@@ -7,10 +7,10 @@ the load generator: ``GeneratorRunner`` runs each planned step on the Locust wor
 it with ``analysis.judge_step``. Also runs the old notebook's method (``load.method =
 "legacy"``) for side-by-side comparisons.
 
-Which search: ``search_controller.choose_slow_search`` decides from the warm-up's sequential
+Which search: ``slow_search.choose_slow_search`` decides from the warm-up's sequential
 rate whether a fixed-length step can see an overload of the search's precision. If it can
 (fast endpoints), the fixed-step ``StepSearchPolicy``; if not (slow requests), first the
-closed-loop probe (``_probe_capacity``, levels chosen by ``search_controller.next_probe``)
+closed-loop probe (``_probe_capacity``, levels chosen by ``slow_search.next_probe``)
 and then ``SlowEndpointPolicy``'s open-loop steps from its estimate, judged with the
 rising-latency criterion too. The probe is load: its seconds count in ``load_seconds``.
 
@@ -42,14 +42,16 @@ from rightsizer.search_controller import MAX_COOL_DOWN_SECONDS as MAX_COOL_DOWN_
 from rightsizer.search_controller import (
     Bounds,
     Policy,
-    ProbeLevel,
     Progress,
     SearchController,
-    SlowEndpointPolicy,
     StepOutcome,
     StepPlan,
     StepSearchPolicy,
     StopCheck,
+)
+from rightsizer.slow_search import (
+    ProbeLevel,
+    SlowEndpointPolicy,
     choose_slow_search,
     next_probe,
     probe_estimate,
@@ -202,7 +204,7 @@ def _probe_capacity(
     say: Progress,
     should_stop: StopCheck,
 ) -> float:
-    """The closed-loop probe's capacity estimate (``search_controller.next_probe``)."""
+    """The closed-loop probe's capacity estimate (``slow_search.next_probe``)."""
     say(f"slow endpoint ({1 / sequential_rps:.2f} s a request): closed-loop probe first")
     levels = [ProbeLevel(1, sequential_rps, 0, 0.0)]
     began = time.monotonic()
