@@ -82,7 +82,8 @@ def test_loadtest_command_finds_the_known_capacity(
 def test_an_upper_bound_is_reported_as_a_rate_limit(
     synthetic_endpoint: str, tmp_path: Path
 ) -> None:
-    load = LoadSettings(step_seconds=3, warmup_seconds=1, start_rps=10, max_rps=30)
+    # A 3 s judged window holds enough requests for the fixed-step path (choose_slow_search).
+    load = LoadSettings(step_seconds=4, warmup_seconds=1, start_rps=10, max_rps=30)
     summary = find_max_rate(HttpTarget(synthetic_endpoint), PAYLOAD, Objective(), load, tmp_path)
     assert summary.max_sustainable_rps == 30
     assert summary.bottleneck == "rate-limit"
