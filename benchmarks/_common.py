@@ -21,6 +21,8 @@ Run from the repository root (each prints its table and rewrites its own section
 
     .venv/bin/python benchmarks/capacity_accuracy.py    # accuracy, search time, vs. legacy
     .venv/bin/python benchmarks/loadgen_throughput.py   # load-generator ceiling, plain + SigV4
+    .venv/bin/python benchmarks/slow_endpoints.py       # accuracy on 0.5-5 s requests (issue 12)
+    .venv/bin/python benchmarks/generative_endpoint.py  # the local LLM-shaped endpoint's shape
 
 `--quick` runs a reduced set and only prints (a smoke check: it does not touch this file).
 
