@@ -116,3 +116,15 @@ def test_mixed_counting_is_said() -> None:
     frame.loc[frame.index[::2], "tokens_reported"] = False
     tokens = judge(frame, Objective()).tokens
     assert tokens is not None and tokens.counted == "mixed"
+
+
+def test_loadtest_refuses_a_ttft_bound_on_whole_responses(tmp_path, capsys) -> None:
+    from rightsizer.cli import EXIT_INVALID, main
+
+    payload = tmp_path / "prompt.json"
+    payload.write_text('{"inputs": "hi"}')
+    code = main(["loadtest", "--url", "http://127.0.0.1:9", "--payload", str(payload),
+                 "--content-type", "application/json", "--ttft-percentile", "90",
+                 "--max-ttft-ms", "500", "--out", str(tmp_path / "out")])
+    assert code == EXIT_INVALID
+    assert "--max-ttft-ms needs --stream" in capsys.readouterr().err

@@ -327,7 +327,13 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             max_failure_rate=args.max_failure_rate,
             latency_percentile=args.latency_percentile,
             max_latency_ms=args.max_latency_ms,
+            ttft_percentile=args.ttft_percentile,
+            max_ttft_ms=args.max_ttft_ms,
+            min_tokens_per_second=args.min_tokens_per_second,
         )
+        if objective.max_ttft_ms is not None and not args.stream:
+            raise InputError("--max-ttft-ms needs --stream: only a streamed response has a "
+                             "time to first token")
         settings = {
             "step_seconds": args.step_seconds,
             "warmup_seconds": args.warmup_seconds,
@@ -339,7 +345,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         }
         load = LoadSettings(**{k: v for k, v in settings.items() if v is not None})
         payloads = load_payloads(
-            [Payload(path=str(args.payload), content_type=args.content_type, accept=args.accept)]
+            [Payload(path=str(args.payload), content_type=args.content_type, accept=args.accept,
+                     stream=args.stream)]
         )
     except ValidationError as exc:
         raise InputError(format_errors(exc)) from exc
@@ -360,6 +367,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         json.dumps(
             {
                 "max_sustainable_rps": summary.max_sustainable_rps,
+                "output_tokens_per_second": (
+                    summary.tokens.output_tokens_per_second if summary.tokens else None
+                ),
                 "bottleneck": summary.bottleneck,
                 "status": summary.status,
                 "reason": summary.reason,
@@ -424,9 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", type=Path, required=True)
     p.add_argument("--content-type", required=True)
     p.add_argument("--accept")
+    p.add_argument("--stream", action="store_true",
+                   help="read streamed responses: time to first token, tokens/s")
     p.add_argument("--max-failure-rate", type=float, default=0.01)
     p.add_argument("--latency-percentile", type=float)
     p.add_argument("--max-latency-ms", type=float)
+    p.add_argument("--ttft-percentile", type=float)
+    p.add_argument("--max-ttft-ms", type=float)
+    p.add_argument("--min-tokens-per-second", type=float)
     p.add_argument("--step-seconds", type=float)
     p.add_argument("--warmup-seconds", type=float)
     p.add_argument("--start-rps", type=float)
