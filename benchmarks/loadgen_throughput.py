@@ -180,6 +180,8 @@ def run_boto3(port: int, seconds: float) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short ladders, no find_max_rate")
+    parser.add_argument("--one-process", action="store_true",
+                        help="only the one-process ladders, printed (to compare two trees)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})  # the generator (spawned children inherit) on core 0
     tmp = Path(tempfile.mkdtemp(prefix="loadgen-bench-"))
@@ -192,6 +194,13 @@ def main() -> None:
     try:
         results["plain-1"] = ladder(plain, 1, 2000, limit)
         results["signed-1"] = ladder(signed, 1, 2000, limit)
+        if args.one_process:
+            for key, result in results.items():
+                best = result["best"] or {}
+                print(f"{key}: {best.get('rate')} req/s sustained, "
+                      f"{best.get('cpu_s_per_1000', float('nan')):.3f} CPU s/1000, peak RSS "
+                      f"{result['peak_rss_mb']:.0f} MB")
+            return
         wrk, wrk_note = run_wrk(port, tmp, "/endpoints/bench/invocations")
         print(f"  wrk: {wrk} ({wrk_note})", flush=True)
         boto_rps, boto_cpu = run_boto3(port, 3 if args.quick else 10)
