@@ -302,9 +302,17 @@ def test_the_local_load_bound_covers_the_last_step_and_the_step_count() -> None:
     load = {"step_seconds": 10, "warmup_seconds": 2, "max_seconds": 100, "max_steps": 25}
     bench = BenchmarkInput.model_validate({**LOCAL_BASE, "load": load})
     step = 0.3 + 10 + 5 + 30 + 30  # start delay, step, drain, reply slack, cool-down
-    assert cost.load_bound(bench.load) == pytest.approx(100 - 10 + step)
-    few = bench.load.model_copy(update={"max_steps": 2})
-    assert cost.load_bound(few) == pytest.approx(2 * step)
+    # Which path the search takes is known only after the warm-up: the bound covers both.
+    slow = 100 + 0.3 + (60 + 30) + 30  # steps end by max_seconds; a request timeout's drain
+    assert cost.load_bound(bench.load) == pytest.approx(max(100 - 10 + step, slow))
+    few = bench.load.model_copy(update={"max_steps": 2, "max_seconds": 1000})
+    assert cost.load_bound(few) == pytest.approx(1000 + 0.3 + 90 + 30)  # the slow path's
+    fast = bench.load.model_copy(update={"max_steps": 2, "request_timeout_seconds": 1})
+    assert cost.load_bound(fast) == pytest.approx(
+        max(2 * (0.3 + 10 + 1 + 30 + 30), 100 + 0.3 + 31 + 30))
+    # The probe gets half of max_seconds, and may overrun by a drain: then no step follows.
+    short = bench.load.model_copy(update={"max_seconds": 20, "step_seconds": 4})
+    assert cost.load_bound(short) == pytest.approx(max(20 + 0.3 + 90 + 30, 10 + 90))
     legacy = bench.load.model_copy(update={"method": "legacy"})
     assert cost.load_bound(legacy) == 100 + 60
 

@@ -47,6 +47,7 @@ from rightsizer.slow_search import (
     SlowEndpointPolicy,
     choose_slow_search,
     next_probe,
+    probe_budget,
     probe_estimate,
     probe_successes_needed,
 )
@@ -600,3 +601,11 @@ def test_only_endpoints_a_fixed_step_cannot_judge_take_the_slow_path() -> None:
     assert choose_slow_search(load, sequential_rps=10.0)
     assert not choose_slow_search(load, sequential_rps=25.0)
     assert not choose_slow_search(LoadSettings(step_seconds=60), sequential_rps=10.0)
+
+
+def test_the_probe_leaves_half_of_a_short_max_seconds_to_the_open_loop_steps() -> None:
+    assert probe_budget(LoadSettings(max_seconds=900)) == PROBE_MAX_SECONDS
+    assert probe_budget(LoadSettings(max_seconds=40, step_seconds=4)) == 20
+    levels = [ProbeLevel(1, 1.0, 0, 0.0), ProbeLevel(2, 2.0, 4, 4.0)]
+    assert next_probe(levels, 19.0, 20, budget_seconds=20) == ProbePlan(4, 3, 0, 1.0)
+    assert next_probe(levels, 20.0, 20, budget_seconds=20) is None

@@ -108,6 +108,10 @@ def load_bound(load: LoadSettings) -> float:
     """
     if load.method == "legacy":
         return load.max_seconds + LEGACY_SLACK_SECONDS
+    return max(_fixed_step_bound(load), _slow_path_bound(load))
+
+
+def _fixed_step_bound(load: LoadSettings) -> float:
     if load.max_seconds < load.step_seconds:
         return 0.0
     drain = min(load.request_timeout_seconds, max(2.0, load.step_seconds / 2))
@@ -119,6 +123,19 @@ def load_bound(load: LoadSettings) -> float:
     return min(by_time, load.max_steps * step)
 
 
+def _slow_path_bound(load: LoadSettings) -> float:
+    """The slow-endpoint path (``slow_search``): the probe, within ``probe_budget`` plus its last
+    level's drain; then steps that end by ``max_seconds`` (probe included; none when the probe
+    took it all), the last of which may drain for up to a request timeout, reply late and cool
+    down."""
+    from rightsizer.slow_search import probe_budget
+
+    overrun = load.request_timeout_seconds + REPLY_SLACK_SECONDS
+    probe = probe_budget(load) + overrun
+    last_step = STEP_START_DELAY_SECONDS + overrun + COOL_DOWN_SECONDS
+    return max(load.max_seconds + last_step, probe)
+
+
 def local_bounds(bench: BenchmarkInput) -> PhaseBounds:
     """Bounds of ``rightsizer run`` (pipeline.benchmark_type) for one type of ``bench``."""
     load = bench.load
@@ -126,10 +143,10 @@ def local_bounds(bench: BenchmarkInput) -> PhaseBounds:
         where="local",
         deploy=LOCAL_DEPLOY_SECONDS,
         smoke=LOCAL_SMOKE_SECONDS_PER_PAYLOAD * len(bench.payloads),
+        # The warm-up, then (slow path) at most one more call lengthening it to 20 s.
         warm_up=LOADGEN_START_SECONDS
         + WARM_UP_SECONDS
-        + load.request_timeout_seconds
-        + REPLY_SLACK_SECONDS,
+        + 2 * (load.request_timeout_seconds + REPLY_SLACK_SECONDS),
         load=load_bound(load),
         cleanup=WORKER_STOP_SECONDS * load.processes + ENDPOINT_STOP_SECONDS,
     )

@@ -54,6 +54,7 @@ from rightsizer.slow_search import (
     SlowEndpointPolicy,
     choose_slow_search,
     next_probe,
+    probe_budget,
     probe_estimate,
     probe_successes_needed,
 )
@@ -207,9 +208,10 @@ def _probe_capacity(
     """The closed-loop probe's capacity estimate (``slow_search.next_probe``)."""
     say(f"slow endpoint ({1 / sequential_rps:.2f} s a request): closed-loop probe first")
     levels = [ProbeLevel(1, sequential_rps, 0, 0.0)]
+    budget = probe_budget(load)
     began = time.monotonic()
     while not should_stop() and (
-        plan := next_probe(levels, time.monotonic() - began, successes_needed)
+        plan := next_probe(levels, time.monotonic() - began, successes_needed, budget)
     ) is not None:
         command = ClosedLoop(plan.clients, plan.min_each, plan.min_total, plan.max_seconds,
                              drain=load.request_timeout_seconds)

@@ -14,7 +14,8 @@ about 100 ms or more) the fixed-step search can pass rates well above the capaci
    relative error is cv / sqrt(n) for n answers, cv being the service times' coefficient of
    variation (the warm-up's sequential latencies measure it): C is held until that error is
    within a quarter of the precision at two standard errors (``probe_successes_needed``), or
-   until ``PROBE_MAX_SECONDS`` of probing. Fixed service times need a few answers; variable
+   until the probe's time is up (``probe_budget``: ``PROBE_MAX_SECONDS``, at most half of
+   ``max_seconds``). Fixed service times need a few answers; variable
    ones as many as the time allows.
 2. open-loop steps from that estimate (``SlowEndpointPolicy``): the first at estimate x
    (1 - precision/4), a margin small beside the estimate's own error, with a step length from
@@ -95,13 +96,23 @@ def probe_successes_needed(service_cv: float, precision: float) -> int:
     return max(PROBE_MIN_SUCCESSES, math.ceil((8 * service_cv / precision) ** 2))
 
 
+def probe_budget(load: LoadSettings) -> float:
+    """Seconds the probe may take: ``PROBE_MAX_SECONDS``, but at most half of ``max_seconds``,
+    so that open-loop steps still have the other half to confirm its estimate."""
+    return min(PROBE_MAX_SECONDS, load.max_seconds / 2)
+
+
 def next_probe(
-    levels: Sequence[ProbeLevel], spent_seconds: float, successes_needed: int
+    levels: Sequence[ProbeLevel],
+    spent_seconds: float,
+    successes_needed: int,
+    budget_seconds: float = PROBE_MAX_SECONDS,
 ) -> ProbePlan | None:
     """The next level of the closed-loop probe, or None when ``probe_estimate`` is ready.
 
-    ``levels`` start with the sequential warm-up (1 client)."""
-    remaining = PROBE_MAX_SECONDS - spent_seconds
+    ``levels`` start with the sequential warm-up (1 client); ``budget_seconds``: the probe's
+    time (``probe_budget``)."""
+    remaining = budget_seconds - spent_seconds
     last = levels[-1]
     if remaining <= 0:
         return None
