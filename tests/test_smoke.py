@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from loopback import send_whole, serving
 
 from rightsizer.payloads import LoadedPayload
 from rightsizer.pipeline import local_smoke_test
@@ -22,11 +22,7 @@ class Endpoint(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         status, answer = (200, b'{"label": 3}') if body else (400, b"empty request")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        send_whole(self, status, answer)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -34,12 +30,8 @@ class Endpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Endpoint) as base_url:
+        yield base_url
 
 
 def test_the_local_smoke_test_checks_every_payloads_content_type(url: str) -> None:

@@ -14,13 +14,13 @@ import math
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
+from loopback import send_whole, serving
 
 from rightsizer.loadgen.processes import LoadGenerator
 from rightsizer.loadgen.target import HttpTarget
@@ -60,14 +60,14 @@ class TokenServer(BaseHTTPRequestHandler):
         if body == STREAM_BODY:
             self._stream()
         elif body == BUSY_BODY:
-            self._whole(b'{"error": "Model is overloaded"}', status=503)
+            send_whole(self, 503, b'{"error": "Model is overloaded"}')
         elif body == CUT_BODY:
             self._stream(cut=True)
         elif body == WHOLE_BODY:
-            self._whole(json.dumps([{"generated_text": "x" * 40,
-                                     "details": {"generated_tokens": WHOLE_TOKENS}}]).encode())
+            send_whole(self, 200, json.dumps([{"generated_text": "x" * 40, "details": {
+                "generated_tokens": WHOLE_TOKENS}}]).encode())
         else:
-            self._whole(b'{"predictions": [0.2, 0.8]}')
+            send_whole(self, 200, b'{"predictions": [0.2, 0.8]}')
 
     def _stream(self, cut: bool = False) -> None:
         self.send_response(200)
@@ -88,27 +88,15 @@ class TokenServer(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _whole(self, answer: bytes, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
     def log_message(self, *args: Any) -> None:
         pass
 
 
 @pytest.fixture
 def token_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenServer)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     TokenServer.seen = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(TokenServer) as base_url:
+        yield base_url
 
 
 # One streamed request with Locust's FastHttpUser client; prints what the request event saw

@@ -24,15 +24,15 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
 import boto3
 import pytest
+from loopback import send_whole, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "loadgen_container" / "Dockerfile"
@@ -136,12 +136,7 @@ class RuntimeStandIn(BaseHTTPRequestHandler):
         if self.path != f"/endpoints/{ENDPOINT}/invocations":
             self.send_error(404)
             return
-        body = b'{"predictions": [{"class": 3}]}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_whole(self, 200, b'{"predictions": [{"class": 3}]}')
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -150,12 +145,8 @@ class RuntimeStandIn(BaseHTTPRequestHandler):
 @pytest.fixture
 def runtime_url() -> Iterator[str]:
     RuntimeStandIn.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeStandIn)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(RuntimeStandIn) as base_url:
+        yield base_url
 
 
 @pytest.fixture

@@ -196,10 +196,10 @@ def _smoke(event: dict[str, Any], seconds_left: float) -> dict[str, Any]:
 
 def test_the_runtime_client_makes_one_attempt(monkeypatch):
     """botocore's max_attempts 1 would be two tries; a 503 must reach the smoke test at once."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     from botocore.exceptions import ClientError
+    from loopback import send_whole, serving
 
     from rightsizer.aws.smoke import runtime_client
 
@@ -209,26 +209,17 @@ def test_the_runtime_client_makes_one_attempt(monkeypatch):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             requests.append(self.path)
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            send_whole(self, 503, b"{}")
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     original = boto3.client
-    monkeypatch.setattr(boto3, "client", lambda *a, **k: original(
-        *a, endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", **k))
-    try:
+    with serving(Unavailable) as base_url:
+        monkeypatch.setattr(boto3, "client", lambda *a, **k: original(
+            *a, endpoint_url=base_url, **k))
         with pytest.raises(ClientError):
             runtime_client("us-east-1").invoke_endpoint(EndpointName="e", Body=b"x")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(requests) == 1
 
 

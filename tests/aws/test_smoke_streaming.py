@@ -6,14 +6,14 @@ A loopback stand-in of the runtime answers the streaming path only (the non-stre
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import boto3
 import pytest
 from harness.eventstream import model_stream_error, payload_part
+from loopback import send_whole, serving
 
 from rightsizer.aws.smoke import _invoke
 from rightsizer.payloads import LoadedPayload
@@ -32,9 +32,7 @@ class StreamingRuntime(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers["Content-Length"]))
         self.paths.append(self.path)
         if not self.path.endswith("/invocations-response-stream"):
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            send_whole(self, 404, b"")
             return
         frames = [payload_part(EVENTS[0])]
         frames.append(model_stream_error("the model broke") if self.fail
@@ -56,14 +54,8 @@ def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     StreamingRuntime.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StreamingRuntime)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield boto3.client("sagemaker-runtime", region_name="us-east-1",
-                           endpoint_url=f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(StreamingRuntime) as base_url:
+        yield boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=base_url)
 
 
 def test_a_streamed_payload_is_smoke_tested_through_the_streaming_operation(runtime) -> None:

@@ -13,10 +13,9 @@ split across parts, or a ModelStreamError exception after a first token.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
@@ -25,6 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 from harness.eventstream import model_stream_error, payload_part
+from loopback import send_whole, serving
 
 from rightsizer.loadgen.processes import LoadGenerator
 from rightsizer.loadgen.target import SageMakerTarget
@@ -90,7 +90,7 @@ class RuntimeStandIn(BaseHTTPRequestHandler):
         problem = self._problem(body)
         if problem:
             RuntimeStandIn.problems.append(problem)
-            self._answer(400, b'{"message": "%s"}' % problem.encode())
+            send_whole(self, 400, b'{"message": "%s"}' % problem.encode())
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
@@ -122,26 +122,15 @@ class RuntimeStandIn(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
     def log_message(self, *args: Any) -> None:
         pass
 
 
 @pytest.fixture
 def runtime_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeStandIn)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     RuntimeStandIn.problems = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(RuntimeStandIn) as base_url:
+        yield base_url
 
 
 def test_a_streamed_payload_goes_through_invoke_endpoint_with_response_stream(runtime_url):
